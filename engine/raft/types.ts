@@ -135,3 +135,9 @@ export interface ReadState {
   index: number;
   context: Uint8Array;
 }
+
+/** The injected random source (election jitter). Implemented by engine/random.ts. */
+export interface RandomSource {
+  /** A uniform integer in [0, n), for 0 < n <= 2^32. */
+  intBelow(n: number): number;
+}

@@ -24,6 +24,13 @@ export const batchOpsMax = 1024;
 /** Largest encoded command (one proposal) in bytes: a full batch must fit. */
 export const commandBytesMax = 8 * 1024 * 1024;
 
+// ---- Soft: shards ------------------------------------------------------------------------------
+
+/** Shards a new store is cut into when the caller does not say. */
+export const shardsDefault = 16;
+/** Most shards one store may be created with. */
+export const shardsMax = 65_536;
+
 // ---- Checked relations -------------------------------------------------------------------------
 
 assert(commandBytesMax <= recordPayloadBytesMax, 'a command must fit in one record');

@@ -121,3 +121,56 @@ export function formatTable(rows: BenchRow[]): string {
       .trimEnd();
   return [fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...lines.map(fmt)].join('\n');
 }
+
+/** Settings of a closed-loop load: `callers` concurrent loops, each awaiting one op at a time. */
+export interface ClosedLoopSpec {
+  name: string;
+  callers: number;
+  durationMs: number;
+  /** One operation; `caller` is the loop's number, `n` its running count. */
+  op: (caller: number, n: number) => Promise<unknown>;
+  bytesPerOp?: number;
+  /** Latency samples kept at most (reservoir), to bound memory. */
+  samplesMax?: number;
+}
+
+/**
+ * Runs a closed-loop load for a fixed time and reports throughput and latency percentiles. Each
+ * caller issues its next operation as soon as the previous one resolves.
+ */
+export async function runClosedLoop(spec: ClosedLoopSpec): Promise<BenchRow> {
+  const samplesMax = spec.samplesMax ?? 200_000;
+  const samples = new Float64Array(samplesMax);
+  let kept = 0;
+  let seen = 0;
+  let ops = 0;
+  let state = 0x2545f491;
+  const started = performance.now();
+  const deadline = started + spec.durationMs;
+  const loop = async (caller: number) => {
+    for (let n = 0; performance.now() < deadline; n++) {
+      const t0 = performance.now();
+      await spec.op(caller, n);
+      const us = (performance.now() - t0) * 1000;
+      ops++;
+      seen++;
+      if (kept < samplesMax) samples[kept++] = us;
+      else {
+        state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+        const slot = state % seen;
+        if (slot < samplesMax) samples[slot] = us;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: spec.callers }, (_, i) => loop(i)));
+  const seconds = (performance.now() - started) / 1000;
+  const window = samples.subarray(0, kept);
+  return {
+    name: spec.name,
+    opsPerSec: ops / seconds,
+    bytesPerSec: (ops * (spec.bytesPerOp ?? 0)) / seconds,
+    p50Us: percentile(window, 50),
+    p99Us: percentile(window, 99),
+    samples: ops,
+  };
+}

@@ -170,7 +170,8 @@ export class TcpLink {
   private onData(chunk: Buffer): void {
     if (this.phase === 'closed') return;
     this.lastReceiveMs = this.now();
-    this.reader.push(chunk);
+    // Plain Uint8Array views, so that decoded data look the same as on the in-memory twin.
+    this.reader.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
     // A handler may close this link while frames are still buffered.
     while (!this.isClosed) {
       const frame = this.nextFrame();

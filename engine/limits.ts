@@ -55,7 +55,7 @@ export const snapshotChunkBytesMax = 4 * 1024 * 1024;
 /** Longest cluster id (UTF-8). HARD (wire). */
 export const clusterIdBytesMax = 64;
 
-// ---- Soft: transport tunables --------------------------------------------------------------------
+// ---- Soft: transport tunables ------------------------------------------------------------------
 
 /** Shortest cluster secret accepted, so the HMAC handshake is not trivially guessable. */
 export const clusterSecretBytesMin = 16;

@@ -8,10 +8,10 @@
  *   dialer   → Proof   { HMAC(secret, "flotilla/dial" ‖ transcript) }
  *
  * transcript = u16 version ‖ u8 lane ‖ u8 cluster id length ‖ u32 dialer ‖ u32 acceptor ‖
- * cluster id ‖ dialer nonce ‖ acceptor nonce (integers little-endian). The two labels differ so that one side's proof
- * can never be reflected back as the other's. The acceptor proves first, binding the dialer's
- * nonce; the dialer then proves, binding the acceptor's fresh nonce, so a recorded Proof is
- * useless. MACs are compared with timingSafeEqual.
+ * cluster id ‖ dialer nonce ‖ acceptor nonce (integers little-endian). The two labels differ
+ * so that one side's proof can never be reflected back as the other's. The acceptor proves
+ * first, binding the dialer's nonce; the dialer then proves, binding the acceptor's fresh nonce,
+ * so a recorded Proof is useless. MACs are compared with timingSafeEqual.
  *
  * HARD FORMAT (wire). Hello body: u32 magic (big-endian "FLTR"), u16 version, u8 lane,
  * varint dialer, varint acceptor, u8 cluster id length, cluster id bytes, 32-byte nonce.

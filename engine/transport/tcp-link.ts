@@ -42,6 +42,12 @@ export interface LinkHost {
   closed(link: TcpLink, kind: CloseKind, reason: string): void;
 }
 
+/** TLS verification failures are authentication failures; other socket errors are I/O. */
+function errorKind(err: Error & { code?: string }): CloseKind {
+  const code = err.code ?? '';
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code) ? 'auth' : 'io';
+}
+
 /** A reason to close the link. */
 type Failure = [CloseKind, string];
 
@@ -65,6 +71,8 @@ export class TcpLink {
   private readonly ownNonce: Uint8Array = newNonce();
   private transcript: Transcript | null = null;
   private readonly now: () => number;
+  /** The peer's address, kept for log lines after the socket is gone. */
+  readonly remote: string;
 
   private constructor(
     role: 'dialer' | 'acceptor',
@@ -73,8 +81,10 @@ export class TcpLink {
     peer: NodeId,
     lane: Lane,
     now: () => number,
+    remote: string,
   ) {
     this.role = role;
+    this.remote = remote;
     this.socket = socket;
     this.host = host;
     this.peer = peer;
@@ -86,7 +96,7 @@ export class TcpLink {
     this.phase = role === 'dialer' ? 'connecting' : 'await-hello';
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
-    socket.on('error', (err) => this.close('io', `socket error: ${err.message}`));
+    socket.on('error', (err) => this.close(errorKind(err), `socket error: ${err.message}`));
     socket.on('close', () => this.close('io', 'connection closed by peer'));
     socket.on('end', () => this.close('io', 'connection ended by peer'));
   }
@@ -99,15 +109,17 @@ export class TcpLink {
     lane: Lane,
     connectEvent: 'connect' | 'secureConnect',
     now: () => number,
+    remote: string,
   ): TcpLink {
-    const link = new TcpLink('dialer', socket, host, peer, lane, now);
+    const link = new TcpLink('dialer', socket, host, peer, lane, now, remote);
     socket.once(connectEvent, () => link.sendHello());
     return link;
   }
 
   /** Wraps an accepted socket; the peer and lane become known with its Hello. */
   static accept(socket: Socket, host: LinkHost, now: () => number): TcpLink {
-    return new TcpLink('acceptor', socket, host, 0, Lane.Raft, now);
+    const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    return new TcpLink('acceptor', socket, host, 0, Lane.Raft, now, remote);
   }
 
   /** Whether the handshake completed and the link is not closed. */
@@ -118,11 +130,6 @@ export class TcpLink {
   /** Whether the link is closed. */
   get isClosed(): boolean {
     return this.phase === 'closed';
-  }
-
-  /** The remote address, for log lines. */
-  get remote(): string {
-    return `${this.socket.remoteAddress ?? '?'}:${this.socket.remotePort ?? '?'}`;
   }
 
   /** Writes a frame; false when the socket wants the writer to wait for 'drain'. */

@@ -239,10 +239,7 @@ export class TcpTransport implements Transport {
     const created = transport;
     server.on('tlsClientError', (err: Error, socket: Socket) => {
       created.authFailures++;
-      created.log('warn', 'TLS handshake failed', {
-        remote: `${socket.remoteAddress}:${socket.remotePort}`,
-        error: err,
-      });
+      created.log('warn', 'TLS handshake failed', { remote: socket.remoteAddress, error: err });
     });
     return transport;
   }
@@ -392,9 +389,9 @@ export class TcpTransport implements Transport {
         })
       : netConnect({ host: peer.host, port: peer.port });
     const event = tls ? 'secureConnect' : 'connect';
-    slot.dialing = TcpLink.dial(socket, this.linkHost, peer.id, lane, event, () =>
-      performance.now(),
-    );
+    const remote = `${peer.host}:${peer.port}`;
+    const now = () => performance.now();
+    slot.dialing = TcpLink.dial(socket, this.linkHost, peer.id, lane, event, now, remote);
   }
 
   private scheduleRedial(peer: PeerState, lane: Lane): void {

@@ -100,11 +100,11 @@ export interface TransportStats {
 export interface Transport {
   /** The node this transport speaks for. */
   readonly nodeId: NodeId;
-  /** Replaces the peer set: new peers are connected, removed ones closed and their queues dropped. */
+  /** Replaces the peer set: new peers get connected; removed ones closed, their queues dropped. */
   setPeers(peers: readonly PeerInfo[]): void;
   /**
-   * Enqueues `msgs` (all with `from` = this node and `to` = `to`) for the next flush. Returns false,
-   * dropping and counting all of them, when the peer is unknown or its bounded queue is full.
+   * Enqueues `msgs` (all from this node, to `to`) for the next flush. Returns false, dropping
+   * and counting all of them, when the peer is unknown or its bounded queue is full.
    */
   send(to: NodeId, msgs: Message[]): boolean;
   /** Enqueues a chunk on the snapshot lane; false (dropped, counted) when that queue is full. */

@@ -109,7 +109,7 @@ describe('TCP handshake refusals', () => {
     expect(b.t.stats().authFailures).toBe(1);
   });
 
-  it('a Hello for another node, from a stranger, or against the dialing rule is refused', async () => {
+  it('refuses a Hello for another node, from a stranger, or against the dialing rule', async () => {
     const b = await acceptor();
     const cases: [NodeId, NodeId, string][] = [
       [1, 99, 'dialed node 99, this is node 2'],

@@ -161,7 +161,20 @@ function checkOptions(o: TcpTransportOptions): { clusterId: Buffer; secret: Buff
   if (secret.length < clusterSecretBytesMin) {
     throw configError(`cluster secret must be at least ${clusterSecretBytesMin} bytes`);
   }
+  checkTuning({ ...defaultTcpTuning, ...o.tuning });
   return { clusterId, secret };
+}
+
+function checkTuning(t: TcpTuning): void {
+  for (const [name, value] of Object.entries(t)) {
+    if (!Number.isFinite(value) || value <= 0) throw configError(`${name} must be positive`);
+  }
+  if (t.idleTimeoutMs < 2 * t.keepaliveIntervalMs) {
+    throw configError('idleTimeoutMs must be at least twice keepaliveIntervalMs');
+  }
+  if (t.reconnectBackoffMinMs > t.reconnectBackoffMaxMs) {
+    throw configError('reconnectBackoffMinMs must not exceed reconnectBackoffMaxMs');
+  }
 }
 
 /** The TCP implementation of {@link Transport}. */

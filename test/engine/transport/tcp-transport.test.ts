@@ -276,6 +276,8 @@ describe('TCP configuration', () => {
       isFlotillaError(e, 'CONFIG'),
     );
     await expect(startNode(0, { handler })).rejects.toSatisfy((e) => isFlotillaError(e, 'CONFIG'));
+    const tuning = { keepaliveIntervalMs: 1000, idleTimeoutMs: 1500 };
+    await expect(startNode(1, { handler, tuning })).rejects.toThrow(/twice keepalive/);
     const t = await node(1, { handler });
     expect(() => t.setPeers([{ id: 2, address: 'nowhere' }])).toThrow(/host:port/);
     expect(() => t.setPeers([{ id: 1, address: '127.0.0.1:1' }])).toThrow(/another node/);

@@ -4,9 +4,10 @@
  *
  * The value model is JSON plus three types: `null`, booleans, numbers, strings, arrays and plain
  * objects, `bigint` (any size), `Date`, and bytes (`Uint8Array`, including `Buffer`). Anything
- * else (`undefined`, functions, symbols, Map, Set, class instances, sparse arrays, invalid dates,
- * cycles, an own `__proto__` key) is refused with INVALID_ARGUMENT before it reaches the log,
- * because msgpack would silently change it. `-0` is stored as `0`, as in JSON.
+ * else is refused with INVALID_ARGUMENT before it reaches the log, because msgpack would silently
+ * change it: `undefined`, functions, symbols, Map, Set, class instances, sparse arrays, invalid
+ * dates, cycles, an own `__proto__` key, strings with lone surrogates. `-0` is stored as `0`, as
+ * in JSON.
  *
  * HARD FORMAT: a stored value is a one-byte tag followed by its payload:
  *   tag 0 (raw)     payload = the bytes of a top-level Uint8Array, read back as a Buffer;
@@ -123,6 +124,8 @@ export function packValue(value: Value): Uint8Array {
 export function checkValue(value: unknown, depth: number): asserts value is Value {
   switch (typeof value) {
     case 'string':
+      if (!isWellFormed(value)) throw invalid('a string in a value has a lone surrogate');
+      return;
     case 'boolean':
     case 'number':
     case 'bigint':
@@ -156,6 +159,7 @@ export function checkValue(value: unknown, depth: number): asserts value is Valu
   }
   for (const name of Object.keys(value)) {
     if (name === '__proto__') throw invalid('a value must not contain a "__proto__" key');
+    if (!isWellFormed(name)) throw invalid('an object key in a value has a lone surrogate');
     checkValue((value as Record<string, unknown>)[name], depth + 1);
   }
 }

@@ -399,6 +399,8 @@ describe('validation at encode time', () => {
       new Date(Number.NaN),
       JSON.parse('{"__proto__": 1}'),
       new (class Point {})(),
+      'lone \udc00',
+      { '\ud800': 1 },
     ];
     for (const value of bad) {
       expect(codeOf(() => encodeCommand({ type: 'put', key: 'k', value: value as never }))).toBe(

@@ -61,7 +61,8 @@ export const valueDepthMax = 64;
 
 // Soft, local to one node: safe to change across restarts.
 
-/** Change-feed records kept per shard; older ones are trimmed (a watcher behind them resyncs). */
+/** Change-feed records kept per shard (up to an eighth more between trims); older ones are
+ *  trimmed, and a watcher behind them resyncs. */
 export const changesPerShardMax = 4096;
 /** Change-feed bytes (keys + values) kept per shard, whichever bound is reached first. */
 export const changeBytesPerShardMax = 16 * 1024 * 1024;

@@ -18,7 +18,7 @@ import {
 } from './commands.js';
 import type { StateDbs, StateLimits } from './dbs.js';
 import { runUserCommand, type UserCommand } from './exec.js';
-import type { ShardMeta } from './layout.js';
+import type { Scratch, ShardMeta } from './layout.js';
 import {
   applyOp,
   errorResult,
@@ -44,6 +44,8 @@ export interface ApplyItem {
 /** What an Applier needs from its KvState. */
 export interface ApplyEnv {
   dbs: StateDbs;
+  /** Reusable key and record buffers. */
+  scratch: Scratch;
   limits: StateLimits;
   keyHash: (key: Uint8Array) => number;
   commands: ReadonlyMap<string, UserCommand>;
@@ -118,12 +120,12 @@ export class Applier {
     meta: ShardMeta,
   ): CommandResult {
     let ordinal = 0;
-    const { dbs, collect } = this.env;
+    const { dbs, scratch, collect } = this.env;
     const onChange = (change: RawChange): void => {
-      writeChange(dbs.changes, meta, change, ordinal++);
+      writeChange(dbs.changes, scratch, meta, change, ordinal++);
       collect?.(change);
     };
-    const writer = new ShardWriter(dbs, item.shard, meta, item.index, onChange);
+    const writer = new ShardWriter(dbs, scratch, item.shard, meta, item.index, onChange);
     const check = keyCheck(meta, this.env.keyHash);
     switch (command.type) {
       case 'batch':

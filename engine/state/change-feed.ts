@@ -2,8 +2,8 @@
  * The change feed: every applied write leaves a change record in LMDB, in the same transaction
  * as the write, keyed by (shard, index, ordinal) so that a shard's changes read back in commit
  * order. Each shard keeps a bounded tail (`changesPerShardMax` records and
- * `changeBytesPerShardMax` bytes, whichever is reached first); older records are trimmed whole
- * entries at a time, and `changesCompactedIndex` remembers how far. A reader whose cursor is
+ * `changeBytesPerShardMax` bytes, whichever is reached first, and up to an eighth more between
+ * trims); older records are trimmed whole entries at a time, and `changesCompactedIndex` remembers how far. A reader whose cursor is
  * below that point gets COMPACTED and must re-read the state (a scan) before watching again.
  */
 import { FlotillaError } from '../errors.js';
@@ -14,6 +14,7 @@ import {
   changeHeaderBytes,
   changeKey,
   readU64,
+  type Scratch,
   type ShardMeta,
   shardEnd,
   shardPrefix,
@@ -43,19 +44,15 @@ export interface RawChange {
 /** Writes a change record and accounts for it in the shard's metadata. */
 export function writeChange(
   changes: BinaryDb,
+  scratch: Scratch,
   meta: ShardMeta,
   change: RawChange,
   ordinal: number,
 ): void {
-  const storedBytes = change.stored === null ? 0 : change.stored.length;
-  const record = Buffer.allocUnsafe(changeHeaderBytes + change.key.length + storedBytes);
-  record[0] = change.stored === null ? ChangeTypeByte.Delete : ChangeTypeByte.Put;
-  record.writeUInt32BE(change.key.length, 1);
-  record.set(change.key, changeHeaderBytes);
-  if (change.stored !== null) record.set(change.stored, changeHeaderBytes + change.key.length);
-  changes.putSync(changeKey(change.shard, change.index, ordinal), record);
+  const key = scratch.changeKey(change.shard, change.index, ordinal);
+  changes.putSync(key, scratch.changeRecord(change.key, change.stored));
   meta.changeCount += 1;
-  meta.changeBytes += change.key.length + storedBytes;
+  meta.changeBytes += change.key.length + (change.stored === null ? 0 : change.stored.length);
 }
 
 /**
@@ -68,7 +65,13 @@ export function trimChanges(
   meta: ShardMeta,
   limits: StateLimits,
 ): void {
-  if (!overRetention(meta, limits)) return;
+  // Trimming opens a cursor, so it waits until a shard is an eighth over its bounds and then
+  // trims back to them: amortized over many batches instead of a few records every batch.
+  const slack = {
+    count: limits.changesPerShardMax >> 3,
+    bytes: limits.changeBytesPerShardMax >> 3,
+  };
+  if (!overRetention(meta, limits, slack)) return;
   const doomed: Buffer[] = [];
   let lastIndex = 0;
   for (const { key, value } of dbs.changes.getRange({
@@ -86,9 +89,14 @@ export function trimChanges(
   if (lastIndex > meta.changesCompactedIndex) meta.changesCompactedIndex = lastIndex;
 }
 
-function overRetention(meta: ShardMeta, limits: StateLimits): boolean {
+function overRetention(
+  meta: ShardMeta,
+  limits: StateLimits,
+  slack = { count: 0, bytes: 0 },
+): boolean {
   return (
-    meta.changeCount > limits.changesPerShardMax || meta.changeBytes > limits.changeBytesPerShardMax
+    meta.changeCount > limits.changesPerShardMax + slack.count ||
+    meta.changeBytes > limits.changeBytesPerShardMax + slack.bytes
   );
 }
 

@@ -30,6 +30,7 @@ import {
   checkValueSize,
   encodeKey,
   encodeValue,
+  entryPackr,
   invalid,
   type Key,
   packr,
@@ -278,7 +279,7 @@ export function decodeCommand(data: Uint8Array): DecodedCommand {
   if (data.length === 0) return { type: 'noop' };
   let array: unknown;
   try {
-    array = packr.unpack(data);
+    array = entryPackr.unpack(data);
   } catch (err) {
     throw new FlotillaError('INVALID_ARGUMENT', 'entry data is not MessagePack', { cause: err });
   }
@@ -306,7 +307,9 @@ export function decodeCommand(data: Uint8Array): DecodedCommand {
     checkValue(array[5], 0);
     return { type: 'exec', name, key, args: array[5], session };
   }
-  return { ...decodeOp(opcode, array, 3), session };
+  const op = decodeOp(opcode, array, 3) as DecodedOp & { session: DecodedSession | null };
+  op.session = session;
+  return op;
 }
 
 function decodeOp(opcode: unknown, a: unknown[], at: number): DecodedOp {

@@ -46,6 +46,7 @@ import {
   encodeMeta,
   prefixedKey,
   readU64,
+  Scratch,
   type ShardMeta,
   shardEnd,
   shardPrefix,
@@ -113,6 +114,7 @@ export class KvState {
   private readonly listeners = new Set<ChangeListener>();
   private readonly installs = new Set<number>();
   private readonly readers = new Set<Transaction>();
+  private readonly scratch = new Scratch();
   private nextStagingId = 1;
   private closed = false;
 
@@ -190,6 +192,7 @@ export class KvState {
     const collected: RawChange[] = [];
     const applier = new Applier({
       dbs: this.dbs,
+      scratch: this.scratch,
       limits: this.limits,
       keyHash: this.keyHash,
       commands: this.commands,

@@ -77,20 +77,88 @@ export function emptyMeta(): ShardMeta {
 /** Writes a safe integer as u64 big-endian at `offset`. */
 export function writeU64(buf: Uint8Array, offset: number, value: number): void {
   assert(Number.isSafeInteger(value) && value >= 0, 'a u64 field holds a safe integer >= 0');
-  const view = viewOf(buf);
-  view.setUint32(offset, Math.floor(value / 2 ** 32));
-  view.setUint32(offset + 4, value >>> 0);
+  const high = Math.floor(value / 2 ** 32);
+  const low = value >>> 0;
+  buf[offset] = high >>> 24;
+  buf[offset + 1] = high >>> 16;
+  buf[offset + 2] = high >>> 8;
+  buf[offset + 3] = high;
+  buf[offset + 4] = low >>> 24;
+  buf[offset + 5] = low >>> 16;
+  buf[offset + 6] = low >>> 8;
+  buf[offset + 7] = low;
 }
 
 /** Reads a u64 big-endian at `offset` as a number (safe by construction). */
 export function readU64(buf: Uint8Array, offset: number): number {
-  const view = viewOf(buf);
-  return view.getUint32(offset) * 2 ** 32 + view.getUint32(offset + 4);
+  const high =
+    buf[offset]! * 2 ** 24 +
+    ((buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!);
+  const low =
+    buf[offset + 4]! * 2 ** 24 +
+    ((buf[offset + 5]! << 16) | (buf[offset + 6]! << 8) | buf[offset + 7]!);
+  return high * 2 ** 32 + low;
 }
 
-/** A DataView over exactly the bytes of `buf`. */
-export function viewOf(buf: Uint8Array): DataView {
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+/** A Buffer over exactly the bytes of `buf`, for its typed readers. */
+export function asBuffer(buf: Uint8Array): Buffer {
+  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+}
+
+/**
+ * Reusable buffers for the keys and records handed to LMDB while applying. LMDB copies a key and
+ * a value during the put or get call itself (lmdb-js writes synchronously inside a write
+ * transaction), so one buffer serves every call and applying allocates no record per write.
+ * Each result is valid until the next call of the same kind (keys and records use separate
+ * buffers, so one key and one record can be passed to a put together).
+ */
+export class Scratch {
+  private keyBuf = Buffer.allocUnsafe(4096);
+  private recordBuf = Buffer.allocUnsafe(64 * 1024);
+
+  /** `shard u32 ‖ suffix`: a data or session key. */
+  key(shard: number, suffix: Uint8Array): Buffer {
+    const length = shardPrefixBytes + suffix.length;
+    if (length > this.keyBuf.length) this.keyBuf = Buffer.allocUnsafe(length);
+    this.keyBuf.writeUInt32BE(shard, 0);
+    this.keyBuf.set(suffix, shardPrefixBytes);
+    return this.keyBuf.subarray(0, length);
+  }
+
+  /** `shard ‖ index ‖ ordinal`: the key of one change record. */
+  changeKey(shard: number, index: number, ordinal: number): Buffer {
+    const out = this.keyBuf;
+    out.writeUInt32BE(shard, 0);
+    writeU64(out, 4, index);
+    out.writeUInt32BE(ordinal, 12);
+    return out.subarray(0, changeKeyBytes);
+  }
+
+  /** A data record: version ‖ stored value. */
+  dataRecord(version: number, stored: Uint8Array): Buffer {
+    const out = this.recordOf(dataHeaderBytes + stored.length);
+    writeU64(out, 0, version);
+    out.set(stored, dataHeaderBytes);
+    return out;
+  }
+
+  /** A change record: type ‖ key length ‖ key ‖ stored value (puts only). */
+  changeRecord(key: Uint8Array, stored: Uint8Array | null): Buffer {
+    const storedBytes = stored === null ? 0 : stored.length;
+    const out = this.recordOf(changeHeaderBytes + key.length + storedBytes);
+    out[0] = stored === null ? ChangeTypeByte.Delete : ChangeTypeByte.Put;
+    out.writeUInt32BE(key.length, 1);
+    out.set(key, changeHeaderBytes);
+    if (stored !== null) out.set(stored, changeHeaderBytes + key.length);
+    return out;
+  }
+
+  private recordOf(length: number): Buffer {
+    if (length > this.recordBuf.length) {
+      this.recordBuf = Buffer.allocUnsafe(Math.max(length, this.recordBuf.length * 2));
+    }
+    return this.recordBuf.subarray(0, length);
+  }
 }
 
 /** The 4-byte prefix of every key of `shard`. */
@@ -110,14 +178,6 @@ export function prefixedKey(shard: number, suffix: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(shardPrefixBytes + suffix.length);
   out.writeUInt32BE(shard, 0);
   out.set(suffix, shardPrefixBytes);
-  return out;
-}
-
-/** A data record: version ‖ stored value. */
-export function dataRecord(version: number, stored: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(dataHeaderBytes + stored.length);
-  writeU64(out, 0, version);
-  out.set(stored, dataHeaderBytes);
   return out;
 }
 
@@ -196,7 +256,7 @@ export function decodeSession(buf: Uint8Array): SessionRecord | undefined {
   return {
     seq: readU64(buf, 0),
     index: readU64(buf, 8),
-    time: viewOf(buf).getFloat64(16),
+    time: asBuffer(buf).readDoubleBE(16),
     result: buf.subarray(sessionHeaderBytes),
   };
 }

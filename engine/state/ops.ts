@@ -13,9 +13,8 @@ import type { DecodedOp, ErrorResult, OpResult, StateErrorCode } from './command
 import type { StateDbs } from './dbs.js';
 import {
   dataHeaderBytes,
-  dataRecord,
-  prefixedKey,
   readU64,
+  type Scratch,
   type ShardMeta,
   shardPrefixBytes,
 } from './layout.js';
@@ -43,6 +42,7 @@ export type ChangeSink = (change: RawChange) => void;
 export class ShardWriter implements KeyStore {
   constructor(
     private readonly dbs: StateDbs,
+    private readonly scratch: Scratch,
     readonly shard: number,
     readonly meta: ShardMeta,
     readonly index: number,
@@ -50,7 +50,7 @@ export class ShardWriter implements KeyStore {
   ) {}
 
   read(key: Uint8Array): StoredEntry | undefined {
-    const record = this.dbs.data.getBinary(prefixedKey(this.shard, key));
+    const record = this.dbs.data.getBinary(this.scratch.key(this.shard, key));
     if (record === undefined) return undefined;
     return { version: readU64(record, 0), stored: record.subarray(dataHeaderBytes) };
   }
@@ -68,15 +68,15 @@ export class ShardWriter implements KeyStore {
 
   /** Writes the record without a change record (the caller emits changes itself). */
   writeQuietly(key: Uint8Array, stored: Uint8Array, existed?: boolean): void {
-    const full = prefixedKey(this.shard, key);
+    const full = this.scratch.key(this.shard, key);
     const had = existed ?? this.dbs.data.getBinaryFast(full) !== undefined;
-    this.dbs.data.putSync(full, dataRecord(this.index, stored));
+    this.dbs.data.putSync(full, this.scratch.dataRecord(this.index, stored));
     if (!had) this.meta.keyCount += 1;
   }
 
   /** Deletes the record without a change record. */
   removeQuietly(key: Uint8Array): boolean {
-    const existed = this.dbs.data.removeSync(prefixedKey(this.shard, key));
+    const existed = this.dbs.data.removeSync(this.scratch.key(this.shard, key));
     if (existed) this.meta.keyCount -= 1;
     return existed;
   }

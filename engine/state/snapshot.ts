@@ -16,6 +16,7 @@ import { clearChanges, clearRange } from './change-feed.js';
 import type { BinaryDb, StateDbs } from './dbs.js';
 import {
   ageKey,
+  asBuffer,
   dataHeaderBytes,
   decodeSession,
   emptyMeta,
@@ -201,7 +202,7 @@ export class StagedStream {
     this.dbs.env.transactionSync(() => {
       for (const item of items) {
         const db = item.kind === ItemKind.Key ? stagingData : stagingSessions;
-        db.putSync(prefixedKey(this.stagingId, item.key), Buffer.from(item.record));
+        db.putSync(prefixedKey(this.stagingId, item.key), asBuffer(item.record));
       }
     });
     // Items alias the chunk; keep a copy of the last key only.

@@ -64,6 +64,22 @@ export const packr = new Packr({
   variableMapSize: true,
 });
 
+/**
+ * The same codec for decoding entry data while applying: decoded bytes are views into the
+ * entry instead of copies (they are copied into LMDB, and never kept past the apply call).
+ * Encoding options are identical, so it writes the same bytes as `packr`.
+ */
+export const entryPackr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  mapsAsObjects: true,
+  useBigIntExtension: true,
+  int64AsType: 'bigint',
+  useToJSON: false,
+  copyBuffers: false,
+  variableMapSize: true,
+});
+
 const utf8 = new TextEncoder();
 
 /** The bytes of a key, validated: non-empty, well-formed, at most `keyBytesMax` bytes. */

@@ -58,6 +58,8 @@ export const commandNameBytesMax = 128;
 export const execWritesMax = 1024;
 /** Deepest nesting of arrays and objects inside a value. */
 export const valueDepthMax = 64;
+/** Longest message kept from an exception a user command throws, in UTF-16 code units. */
+export const commandErrorMessageCharsMax = 1024;
 
 // Soft, local to one node: safe to change across restarts.
 

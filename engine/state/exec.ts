@@ -11,7 +11,7 @@
  * memory) would still make replicas diverge, which no state machine can repair.
  */
 import { FlotillaError, isFlotillaError } from '../errors.js';
-import { valueBytesMax } from '../limits.js';
+import { commandErrorMessageCharsMax, valueBytesMax } from '../limits.js';
 import type { CommandResult, ErrorResult } from './commands.js';
 import {
   errorResult,
@@ -150,7 +150,8 @@ export function runUserCommand(
     if (tx.fatal !== undefined) throw tx.fatal;
     if (tx.violation !== undefined) return tx.violation;
     const message = err instanceof Error ? err.message : String(err);
-    return errorResult('COMMAND_FAILED', `user command threw: ${message}`);
+    const kept = message.slice(0, commandErrorMessageCharsMax);
+    return errorResult('COMMAND_FAILED', `user command threw: ${kept}`);
   }
   if (tx.fatal !== undefined) throw tx.fatal;
   if (tx.violation !== undefined) return tx.violation;

@@ -8,7 +8,8 @@
  * Reads are synchronous and see the last committed batch. See durability.ts for when commits
  * reach the disk, layout.ts for what is stored, commands.ts for what entries mean.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type RootDatabase, type Transaction } from 'lmdb';
 import { hashKey } from '../../wasm/index.js';
 import { FlotillaError } from '../errors.js';
@@ -144,6 +145,7 @@ export class KvState {
     const durability = options.durability ?? 'deferred';
     mkdirSync(options.dir, { recursive: true });
     const marker = new UnsyncedMarker(options.dir);
+    checkLmdbFile(join(options.dir, 'data.mdb'));
     let env: RootDatabase;
     try {
       env = open({
@@ -274,12 +276,26 @@ export class KvState {
       ? { start: end, end: start, reverse: true, exclusiveStart: true, inclusiveEnd: true }
       : { start, end };
     const finite = Number.isFinite(limit) ? { limit } : {};
-    for (const { key, value } of this.dbs.data.getRange({ ...query, ...finite })) {
-      yield {
-        key: key.subarray(shardPrefixBytes),
-        value: decodeValue(value.subarray(dataHeaderBytes)),
-        version: readU64(value, 0),
-      };
+    const entries = this.dbs.data.getRange({ ...query, ...finite })[Symbol.iterator]();
+    let finished = false;
+    try {
+      for (;;) {
+        // After close() the snapshot is gone: say CLOSED rather than let LMDB fail obscurely.
+        this.checkOpen();
+        const next = entries.next();
+        if (next.done) {
+          finished = true;
+          return;
+        }
+        const { key, value } = next.value;
+        yield {
+          key: key.subarray(shardPrefixBytes),
+          value: decodeValue(value.subarray(dataHeaderBytes)),
+          version: readU64(value, 0),
+        };
+      }
+    } finally {
+      if (!finished && !this.closed) entries.return?.();
     }
   }
 
@@ -525,6 +541,31 @@ function openDbs(env: RootDatabase): StateDbs {
     stagingData: db('stagingData'),
     stagingSessions: db('stagingSessions'),
   };
+}
+
+/** Offset and value of the magic number in an LMDB data file's first meta page. */
+const lmdbMagicOffset = 24;
+const lmdbMagic = 0xbeefc0de;
+
+/**
+ * LMDB trusts its file and crashes the process on one that is not LMDB at all, so the first
+ * meta page's magic is checked before LMDB sees the file. (A file with a valid header but torn
+ * pages is beyond what LMDB or this check can detect; see durability.ts.)
+ */
+function checkLmdbFile(path: string): void {
+  if (!existsSync(path)) return;
+  const header = Buffer.alloc(lmdbMagicOffset + 4);
+  const fd = openSync(path, 'r');
+  let read: number;
+  try {
+    read = readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (read === 0) return;
+  if (read < header.length || header.readUInt32LE(lmdbMagicOffset) !== lmdbMagic) {
+    throw new FlotillaError('CORRUPT_STATE', `${path} is not an LMDB data file`, { file: path });
+  }
 }
 
 /** Accepts a fresh environment (and marks it) or one of this format; refuses anything else. */

@@ -85,6 +85,7 @@ export async function* exportChunks(
   const header = encodeHeader(headerOf(meta));
   let seq = 0;
   yield encodeChunk(ChunkKind.Begin, shard, seq++, header);
+  checkOpen();
   const trailer: SnapshotTrailer = { keyCount: 0, sessionCount: 0, checksum: 0 };
   let pending: Buffer[] = [];
   let pendingBytes = 0;

@@ -361,6 +361,22 @@ describe('exec', () => {
     expect(f.state.count(7)).toBe(0);
   });
 
+  it('keeps a bounded part of a thrown message, and takes non-Error throws too', () => {
+    const f = feeder();
+    f.state.defineCommand('long', () => {
+      throw new Error('x'.repeat(100_000));
+    });
+    f.state.defineCommand('string', () => {
+      throw 'plain';
+    });
+    const long = f.apply({ type: 'exec', name: 'long', key: 'k' });
+    expect(long).toMatchObject({ code: 'COMMAND_FAILED' });
+    expect((long as { message: string }).message.length).toBeLessThan(1100);
+    expect(f.apply({ type: 'exec', name: 'string', key: 'k' })).toMatchObject({
+      message: 'user command threw: plain',
+    });
+  });
+
   it('refuses a second definition of a name', () => {
     const state = openState();
     state.defineCommand('x', () => 1);

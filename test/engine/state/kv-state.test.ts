@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../../engine/assert.js';
@@ -215,6 +217,32 @@ describe('persistence and lifecycle', () => {
     }
     expect(isFlotillaError(error, 'VERSION_MISMATCH')).toBe(true);
     expect((error as Error).message).toMatch(/format 99/);
+  });
+
+  it('refuses a directory whose LMDB file is not LMDB at all (CORRUPT_STATE)', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'data.mdb'), Buffer.alloc(64 * 1024, 0x5a));
+    let error: unknown;
+    try {
+      KvState.open({ dir });
+    } catch (err) {
+      error = err;
+    }
+    expect(isFlotillaError(error, 'CORRUPT_STATE')).toBe(true);
+  });
+
+  it('a scan or an export in progress says CLOSED after close', async () => {
+    const state = openState();
+    const f = new ShardFeeder(state, 1);
+    for (const key of ['a', 'b', 'c']) f.apply({ type: 'put', key, value: key });
+    const scan = state.scan(1);
+    scan.next();
+    const chunks = state.exportSnapshot(1);
+    await chunks.next();
+    await closeState(state);
+    expect(() => scan.next()).toThrow(/closed/);
+    await expect(chunks.next()).rejects.toThrow(/closed/);
+    expect(() => state.applyBatch([entry(1, 4, { type: 'noop' })])).toThrow(/closed/);
   });
 
   it('refuses an LMDB directory that is not Flotilla state, and leaves it alone', async () => {

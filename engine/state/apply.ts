@@ -35,7 +35,8 @@ export interface ApplyItem {
   shard: number;
   index: number;
   term: number;
-  /** The entry's data: an encoded command, or empty. */
+  /** The entry's data: an encoded command, or empty. It must stay unchanged until applyBatch
+   *  returns (values are copied out of it, not decoded into new buffers). */
   data: Uint8Array;
   /** The entry's type; a ConfChange entry only advances the applied index. Default Normal. */
   type?: EntryType;

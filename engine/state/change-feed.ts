@@ -3,8 +3,9 @@
  * as the write, keyed by (shard, index, ordinal) so that a shard's changes read back in commit
  * order. Each shard keeps a bounded tail (`changesPerShardMax` records and
  * `changeBytesPerShardMax` bytes, whichever is reached first, and up to an eighth more between
- * trims); older records are trimmed whole entries at a time, and `changesCompactedIndex` remembers how far. A reader whose cursor is
- * below that point gets COMPACTED and must re-read the state (a scan) before watching again.
+ * trims); older records are trimmed whole entries at a time, and `changesCompactedIndex`
+ * remembers how far. A reader whose cursor is below that point gets COMPACTED and must re-read
+ * the state (a scan) before watching again.
  */
 import { FlotillaError } from '../errors.js';
 import { changesReadMax } from '../limits.js';

@@ -5,15 +5,15 @@
  * HARD FORMAT: these layouts are on disk (and, for data records and sessions, inside snapshots).
  * Changing one requires bumping `stateFormatVersion`.
  *
- * | database  | key                                      | value                                 |
- * |-----------|------------------------------------------|---------------------------------------|
- * | data      | shard u32 ‖ user key                     | version u64 ‖ stored value (tag ‖ …)  |
- * | meta      | shard u32                                | ShardMeta, `metaBytes` bytes          |
- * | changes   | shard u32 ‖ index u64 ‖ ordinal u32      | type u8 ‖ key len u32 ‖ key ‖ value?  |
- * | sessions  | shard u32 ‖ session id                   | seq u64 ‖ index u64 ‖ time f64 ‖ result |
- * | ages      | shard u32 ‖ index u64                    | time f64 ‖ session id                 |
- * | system    | "format"                                 | magic "FLOTILLA-STATE" ‖ version u32  |
- * | staging*  | install id u32 ‖ user key / session id   | the data / session record as is       |
+ * | database  | key                                 | value                                     |
+ * |-----------|-------------------------------------|-------------------------------------------|
+ * | data      | shard u32 ‖ user key                | version u64 ‖ stored value (tag ‖ …)      |
+ * | meta      | shard u32                           | ShardMeta, `metaBytes` bytes              |
+ * | changes   | shard u32 ‖ index u64 ‖ ordinal u32 | type u8 ‖ key len u32 ‖ key ‖ value?      |
+ * | sessions  | shard u32 ‖ session id              | seq u64 ‖ index u64 ‖ time f64 ‖ result   |
+ * | ages      | shard u32 ‖ index u64               | time f64 ‖ session id                     |
+ * | system    | "format"                            | magic "FLOTILLA-STATE" ‖ version u32      |
+ * | staging*  | install id u32 ‖ key / session id   | the data / session record as is           |
  *
  * `version` is the log index of the key's last write. `ages` orders each shard's sessions by the
  * index of their last use, for eviction and expiry.

@@ -295,7 +295,7 @@ describe('exec', () => {
     expect(f.state.get(7, 'b')?.value).toBe(2);
   });
 
-  it('touching a key of another shard fails that command only, even if it catches the error', () => {
+  it('a key of another shard fails that command only, even if the command catches it', () => {
     // Shard 7 owns the lower half of the hash space; the hash here is the key's first byte.
     const state = openState({ keyHash: (key) => key[0]! * 2 ** 24 });
     const f = new ShardFeeder(state, 7);

@@ -37,6 +37,14 @@ export const ErrorCode = {
   CONFIG: 'CONFIG',
   /** An operating-system I/O call failed. */
   IO: 'IO',
+  /** The stored value has the wrong type for the operation (e.g. incr on a non-number). */
+  WRONG_TYPE: 'WRONG_TYPE',
+  /** A user command (exec) threw; `reason` carries its message. Nothing it wrote was kept. */
+  COMMAND_FAILED: 'COMMAND_FAILED',
+  /** The client session no longer remembers this request's result; start a new session. */
+  SESSION_EXPIRED: 'SESSION_EXPIRED',
+  /** A change-feed cursor is older than the retained changes; re-read the state and resume. */
+  COMPACTED: 'COMPACTED',
 } as const;
 
 /** A stable error code; see {@link ErrorCode}. */

@@ -15,8 +15,12 @@ export const nodeFormatVersion = 1;
 
 // ---- Soft: the public API ----------------------------------------------------------------------
 
-/** Longest key, in bytes (UTF-8 for string keys). */
-export const keyBytesMax = 4 * 1024;
+/**
+ * Longest key, in bytes (UTF-8 for string keys). LMDB keys are at most 4026 bytes with 8 KiB
+ * pages and the state machine prefixes each key with its 4-byte shard id (see
+ * stateKeyBytesMax below).
+ */
+export const keyBytesMax = 4000;
 /** Longest encoded value, in bytes. */
 export const valueBytesMax = 1024 * 1024;
 /** Most operations in one atomic batch. */
@@ -31,10 +35,68 @@ export const shardsDefault = 16;
 /** Most shards one store may be created with. */
 export const shardsMax = 65_536;
 
+// ---- State machine (engine/state) ------------------------------------------------------------
+// Hard, on disk: changing one makes existing state directories and snapshots unreadable.
+
+/** Format version of the LMDB state environment (<dir>/state). HARD. */
+export const stateFormatVersion = 1;
+/** Format version of a shard snapshot stream. HARD: snapshots cross nodes of different builds. */
+export const snapshotFormatVersion = 1;
+/** LMDB page size of the state environment, in bytes. HARD: fixed when the file is created. */
+export const statePageBytes = 8192;
+/** Longest LMDB key with `statePageBytes` pages (LMDB's own limit). HARD. */
+export const stateKeyBytesMax = 4026;
+
+// Replicated semantics: these decide what a committed command does, so every replica of the
+// cluster must use the same value (a mismatch makes replicas diverge). Change them only with a
+// whole-cluster restart.
+
+/** Longest client session id, in bytes. */
+export const sessionIdBytesMax = 64;
+/** Most client sessions remembered per shard; the least recently used is evicted beyond it. */
+export const sessionsPerShardMax = 4096;
+/** A session idle for more than this many log entries of its shard is forgotten. */
+export const sessionExpiryEntries = 1_000_000;
+/** A session idle for more than this long (by the time carried in commands) is forgotten. */
+export const sessionExpiryMs = 10 * 60 * 1000;
+/** Longest user command name (exec), in bytes. */
+export const commandNameBytesMax = 128;
+/** Most writes one user command (exec) may make. */
+export const execWritesMax = 1024;
+/** Deepest nesting of arrays and objects inside a value. */
+export const valueDepthMax = 64;
+/** Longest message kept from an exception a user command throws, in UTF-16 code units. */
+export const commandErrorMessageCharsMax = 1024;
+
+// Soft, local to one node: safe to change across restarts.
+
+/** Change-feed records kept per shard (up to an eighth more between trims); older ones are
+ *  trimmed, and a watcher behind them resyncs. */
+export const changesPerShardMax = 4096;
+/** Change-feed bytes (keys + values) kept per shard, whichever bound is reached first. */
+export const changeBytesPerShardMax = 16 * 1024 * 1024;
+/** Most change records one read of the change feed returns. */
+export const changesReadMax = 4096;
+/** Most in-process change listeners. */
+export const changeListenersMax = 64;
+/** A snapshot chunk is closed once its payload reaches this size. */
+export const snapshotChunkBytesTarget = 256 * 1024;
+/** Largest snapshot chunk, header included: a chunk holds at least one whole key/value item. */
+export const snapshotChunkBytesMax = 2 * 1024 * 1024;
+/** Most snapshot installs staged at once on one node. */
+export const snapshotInstallsMax = 16;
+
 // ---- Checked relations -------------------------------------------------------------------------
 
 assert(commandBytesMax <= recordPayloadBytesMax, 'a command must fit in one record');
 assert(valueBytesMax + keyBytesMax < commandBytesMax, 'a single put must fit in one command');
+assert(
+  snapshotChunkBytesMax >= snapshotChunkBytesTarget + keyBytesMax + valueBytesMax + 1024,
+  'a snapshot chunk must hold a full chunk target plus one largest item',
+);
+assert(keyBytesMax + 4 <= stateKeyBytesMax, 'a shard-prefixed key must fit in an LMDB key');
+assert(sessionIdBytesMax + 4 <= stateKeyBytesMax, 'a shard-prefixed session id fits in a key');
+assert(changesPerShardMax >= 1, 'the change feed keeps at least the latest change');
 
 // ==== Transport (engine/transport) ==============================================================
 //
@@ -57,8 +119,8 @@ export const frameMessagesMax = 65_536;
 export const messageContextBytesMax = 4 * 1024;
 /** Most node ids in one list of a ConfState on the wire. HARD (wire). */
 export const confStateNodesMax = 1024;
-/** Largest data payload of one snapshot chunk. HARD (wire). */
-export const snapshotChunkBytesMax = 4 * 1024 * 1024;
+/** Largest data payload of one snapshot chunk on the wire. HARD (wire). */
+export const wireSnapshotChunkBytesMax = 4 * 1024 * 1024;
 /** Longest cluster id (UTF-8). HARD (wire). */
 export const clusterIdBytesMax = 64;
 
@@ -98,11 +160,15 @@ assert(
   'an App message carrying one largest command must fit in one frame',
 );
 assert(
-  snapshotChunkBytesMax + frameOverheadBytesMax <= frameBytesMax,
+  wireSnapshotChunkBytesMax + frameOverheadBytesMax <= frameBytesMax,
   'a largest snapshot chunk must fit in one frame',
 );
 assert(handshakeFrameBytesMax < frameBytesMax, 'handshake frames are the small ones');
 assert(sendQueueBytesMax >= frameBytesMax, 'a peer queue must hold a largest frame');
-assert(snapshotQueueBytesMax >= snapshotChunkBytesMax, 'a snapshot queue must hold a chunk');
+assert(snapshotQueueBytesMax >= wireSnapshotChunkBytesMax, 'a snapshot queue must hold a chunk');
+assert(
+  snapshotChunkBytesMax <= wireSnapshotChunkBytesMax,
+  'a state snapshot chunk must fit in one wire chunk',
+);
 assert(idleTimeoutMs >= 3 * keepaliveIntervalMs, 'keepalives must arrive well within idle');
 assert(reconnectBackoffMinMs <= reconnectBackoffMaxMs, 'backoff range is ordered');

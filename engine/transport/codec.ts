@@ -64,7 +64,7 @@ import {
   frameBytesMax,
   frameMessagesMax,
   messageContextBytesMax,
-  snapshotChunkBytesMax,
+  wireSnapshotChunkBytesMax,
 } from '../limits.js';
 import {
   type ConfState,
@@ -370,7 +370,10 @@ export function assertChunkSendable(chunk: SnapshotChunk, from: NodeId, to: Node
   assertCount(chunk.snapshot.index, 'snapshot index');
   assertCount(chunk.snapshot.term, 'snapshot term');
   assertConf(chunk.snapshot.conf);
-  assert(chunk.data.length <= snapshotChunkBytesMax, 'chunk data fits snapshotChunkBytesMax');
+  assert(
+    chunk.data.length <= wireSnapshotChunkBytesMax,
+    'chunk data fits wireSnapshotChunkBytesMax',
+  );
 }
 
 /** Encodes a snapshot chunk frame. */
@@ -506,7 +509,7 @@ function parseChunk(r: ByteReader): SnapshotChunk {
   const seq = r.varint();
   const last = r.u8();
   if (last > 1) throw protocolError('chunk last flag is not 0/1');
-  const data = r.bytes(r.varintMax(snapshotChunkBytesMax, 'chunk length'));
+  const data = r.bytes(r.varintMax(wireSnapshotChunkBytesMax, 'chunk length'));
   r.expectEnd('snapshot chunk');
   return { group, from, to, term, snapshot, seq, last: last === 1, data };
 }

@@ -1,0 +1,167 @@
+/**
+ * Applies committed entries, inside the one write transaction that KvState.applyBatch opens.
+ *
+ * Determinism: the result of an entry depends only on the state before it and its bytes (plus the
+ * registered user commands and the replicated limits, which must be equal on every replica). A
+ * failure a command can cause becomes an error result and the entry still counts as applied;
+ * anything else (an assertion, an LMDB error) is thrown and aborts the whole transaction.
+ */
+import { assert } from '../assert.js';
+import { EntryType } from '../raft/types.js';
+import { type RawChange, writeChange } from './change-feed.js';
+import {
+  type CommandResult,
+  type DecodedCommand,
+  decodeCommand,
+  decodeResult,
+  encodeResult,
+} from './commands.js';
+import type { StateDbs, StateLimits } from './dbs.js';
+import { runUserCommand, type UserCommand } from './exec.js';
+import type { Scratch, ShardMeta } from './layout.js';
+import {
+  applyOp,
+  errorResult,
+  errorResultOf,
+  type KeyCheck,
+  keyCheck,
+  ShardWriter,
+  WriteSet,
+} from './ops.js';
+import { judgeSession, rememberSession } from './sessions.js';
+
+/** One committed entry of one shard. */
+export interface ApplyItem {
+  shard: number;
+  index: number;
+  term: number;
+  /** The entry's data: an encoded command, or empty. It must stay unchanged until applyBatch
+   *  returns (values are copied out of it, not decoded into new buffers). */
+  data: Uint8Array;
+  /** The entry's type; a ConfChange entry only advances the applied index. Default Normal. */
+  type?: EntryType;
+}
+
+/** What an Applier needs from its KvState. */
+export interface ApplyEnv {
+  dbs: StateDbs;
+  /** Reusable key and record buffers. */
+  scratch: Scratch;
+  limits: StateLimits;
+  keyHash: (key: Uint8Array) => number;
+  commands: ReadonlyMap<string, UserCommand>;
+  /** The working copy of a shard's metadata for this transaction. */
+  metaOf(shard: number): ShardMeta;
+  /** Called with every change record written, when someone listens. */
+  collect: ((change: RawChange) => void) | undefined;
+}
+
+/** Applies entries one after another within one transaction. */
+export class Applier {
+  constructor(private readonly env: ApplyEnv) {}
+
+  /** Applies one entry and returns its result. */
+  apply(item: ApplyItem): CommandResult {
+    assert(Number.isInteger(item.shard) && item.shard >= 0, 'shard is a u32');
+    assert(item.shard <= 0xffffffff, 'shard is a u32');
+    assert(Number.isSafeInteger(item.index) && item.index > 0, 'index is a positive integer');
+    const meta = this.env.metaOf(item.shard);
+    if (item.index <= meta.appliedIndex) return { type: 'skipped' };
+    // Invariant: a shard applies its entries contiguously once it has applied any.
+    assert(
+      meta.appliedIndex === 0 || item.index === meta.appliedIndex + 1,
+      `shard ${item.shard}: entry ${item.index} follows applied ${meta.appliedIndex}`,
+    );
+    const result = this.applyData(item, meta);
+    meta.appliedIndex = item.index;
+    meta.appliedTerm = item.term;
+    return result;
+  }
+
+  private applyData(item: ApplyItem, meta: ShardMeta): CommandResult {
+    if (item.type === EntryType.ConfChange) return { type: 'noop' };
+    let command: DecodedCommand;
+    try {
+      command = decodeCommand(item.data);
+    } catch (err) {
+      return errorResultOf(err);
+    }
+    if (command.type === 'noop') return { type: 'noop' };
+    if (command.type === 'shardRange') {
+      meta.hashLow = command.hashLow;
+      meta.hashHigh = command.hashHigh;
+      return command;
+    }
+    const session = command.session;
+    if (session === null) return this.run(command, item, meta);
+    const { dbs, limits } = this.env;
+    const verdict = judgeSession(dbs, item.shard, meta, session, item.index, limits);
+    if (verdict.kind === 'duplicate') return decodeResult(verdict.result);
+    if (verdict.kind === 'stale') {
+      return errorResult(
+        'SESSION_EXPIRED',
+        `session request ${session.seq} precedes its latest (${verdict.lastSeq}); ` +
+          'its result is no longer kept',
+      );
+    }
+    const result = this.run(command, item, meta);
+    const record = {
+      seq: session.seq,
+      index: item.index,
+      time: session.time,
+      result: encodeResult(result),
+    };
+    rememberSession(dbs, item.shard, meta, session, verdict.previous, record, limits);
+    return result;
+  }
+
+  private run(
+    command: Exclude<DecodedCommand, { type: 'noop' } | { type: 'shardRange' }>,
+    item: ApplyItem,
+    meta: ShardMeta,
+  ): CommandResult {
+    let ordinal = 0;
+    const { dbs, scratch, collect } = this.env;
+    const onChange = (change: RawChange): void => {
+      writeChange(dbs.changes, scratch, meta, change, ordinal++);
+      collect?.(change);
+    };
+    const writer = new ShardWriter(dbs, scratch, item.shard, meta, item.index, onChange);
+    const check = keyCheck(meta, this.env.keyHash);
+    switch (command.type) {
+      case 'batch':
+        return runBatch(writer, command.ops, item.index, check);
+      case 'exec': {
+        const refused = check(command.key);
+        if (refused !== undefined) return refused;
+        const fn = this.env.commands.get(command.name);
+        if (fn === undefined) {
+          return errorResult('INVALID_ARGUMENT', `no user command named "${command.name}"`);
+        }
+        const writesMax = this.env.limits.execWritesMax;
+        return runUserCommand(fn, writer, command.key, command.args, check, writesMax);
+      }
+      default:
+        return applyOp(writer, command, item.index, check);
+    }
+  }
+}
+
+function runBatch(
+  writer: ShardWriter,
+  ops: Extract<DecodedCommand, { type: 'batch' }>['ops'],
+  index: number,
+  check: KeyCheck,
+): CommandResult {
+  const set = new WriteSet(writer);
+  const results = [];
+  for (let i = 0; i < ops.length; i++) {
+    const result = applyOp(set, ops[i]!, index, check);
+    if (result.type === 'error' || (result.type === 'cas' && !result.ok)) {
+      return { type: 'batch', ok: false, failedOp: i, failure: result };
+    }
+    results.push(result);
+  }
+  set.commit();
+  return { type: 'batch', ok: true, results };
+}

@@ -1,0 +1,169 @@
+/**
+ * The change feed: every applied write leaves a change record in LMDB, in the same transaction
+ * as the write, keyed by (shard, index, ordinal) so that a shard's changes read back in commit
+ * order. Each shard keeps a bounded tail (`changesPerShardMax` records and
+ * `changeBytesPerShardMax` bytes, whichever is reached first, and up to an eighth more between
+ * trims); older records are trimmed whole entries at a time, and `changesCompactedIndex`
+ * remembers how far. A reader whose cursor is below that point gets COMPACTED and must re-read
+ * the state (a scan) before watching again.
+ */
+import { FlotillaError } from '../errors.js';
+import { changesReadMax } from '../limits.js';
+import type { BinaryDb, StateDbs, StateLimits } from './dbs.js';
+import {
+  ChangeTypeByte,
+  changeHeaderBytes,
+  changeKey,
+  readU64,
+  type Scratch,
+  type ShardMeta,
+  shardEnd,
+  shardPrefix,
+} from './layout.js';
+import { decodeValue, type Value } from './value-codec.js';
+
+/** One applied write, as a watcher sees it. `version` is the index of the entry that wrote it. */
+export interface Change {
+  shard: number;
+  index: number;
+  key: Buffer;
+  type: 'put' | 'delete';
+  /** The new value (put only). */
+  value?: Value;
+  version: number;
+}
+
+/** A change as written, before its value is decoded. */
+export interface RawChange {
+  shard: number;
+  index: number;
+  key: Uint8Array;
+  /** The stored value for a put, null for a delete. */
+  stored: Uint8Array | null;
+}
+
+/** Writes a change record and accounts for it in the shard's metadata. */
+export function writeChange(
+  changes: BinaryDb,
+  scratch: Scratch,
+  meta: ShardMeta,
+  change: RawChange,
+  ordinal: number,
+): void {
+  const key = scratch.changeKey(change.shard, change.index, ordinal);
+  changes.putSync(key, scratch.changeRecord(change.key, change.stored));
+  meta.changeCount += 1;
+  meta.changeBytes += change.key.length + (change.stored === null ? 0 : change.stored.length);
+}
+
+/**
+ * Deletes the shard's oldest change records until both retention bounds hold, always removing
+ * every record of an entry together. Runs inside the apply transaction.
+ */
+export function trimChanges(
+  dbs: StateDbs,
+  shard: number,
+  meta: ShardMeta,
+  limits: StateLimits,
+): void {
+  // Trimming opens a cursor, so it waits until a shard is an eighth over its bounds and then
+  // trims back to them: amortized over many batches instead of a few records every batch.
+  const slack = {
+    count: limits.changesPerShardMax >> 3,
+    bytes: limits.changeBytesPerShardMax >> 3,
+  };
+  if (!overRetention(meta, limits, slack)) return;
+  const doomed: Buffer[] = [];
+  let lastIndex = 0;
+  for (const { key, value } of dbs.changes.getRange({
+    start: shardPrefix(shard),
+    end: shardEnd(shard),
+  })) {
+    const index = readU64(key, 4);
+    if (index !== lastIndex && !overRetention(meta, limits)) break;
+    doomed.push(key);
+    lastIndex = index;
+    meta.changeCount -= 1;
+    meta.changeBytes -= value.length - changeHeaderBytes;
+  }
+  for (const key of doomed) dbs.changes.removeSync(key);
+  if (lastIndex > meta.changesCompactedIndex) meta.changesCompactedIndex = lastIndex;
+}
+
+function overRetention(
+  meta: ShardMeta,
+  limits: StateLimits,
+  slack = { count: 0, bytes: 0 },
+): boolean {
+  return (
+    meta.changeCount > limits.changesPerShardMax + slack.count ||
+    meta.changeBytes > limits.changeBytesPerShardMax + slack.bytes
+  );
+}
+
+/** Deletes every change record of a shard (drop, snapshot install). */
+export function clearChanges(dbs: StateDbs, shard: number): void {
+  clearRange(dbs.changes, shardPrefix(shard), shardEnd(shard));
+}
+
+/** Keys deleted per cursor pass when clearing a range, bounding the keys held in memory. */
+const clearPassKeys = 1024;
+
+/** Deletes every key in [start, end) of `db`, inside the current write transaction. */
+export function clearRange(db: BinaryDb, start: Buffer, end: Buffer | undefined): void {
+  for (;;) {
+    const keys: Buffer[] = [];
+    for (const key of db.getKeys({ start, end, limit: clearPassKeys })) keys.push(key as Buffer);
+    for (const key of keys) db.removeSync(key);
+    if (keys.length < clearPassKeys) return;
+  }
+}
+
+/**
+ * The shard's changes with index > `afterIndex`, in commit order, at most `limit` (and at most
+ * `changesReadMax`). Throws COMPACTED when changes after `afterIndex` were already trimmed.
+ */
+export function readChanges(
+  dbs: StateDbs,
+  shard: number,
+  meta: ShardMeta,
+  afterIndex: number,
+  limit: number,
+): Change[] {
+  if (afterIndex < meta.changesCompactedIndex) {
+    throw new FlotillaError(
+      'COMPACTED',
+      `shard ${shard}: changes up to index ${meta.changesCompactedIndex} are no longer kept ` +
+        `(cursor ${afterIndex}); re-read the state and watch from its applied index`,
+    );
+  }
+  const max = Math.min(limit, changesReadMax);
+  const out: Change[] = [];
+  if (max <= 0) return out;
+  const start = changeKey(shard, afterIndex + 1, 0);
+  for (const { key, value } of dbs.changes.getRange({ start, end: shardEnd(shard), limit: max })) {
+    out.push(decodeChange(shard, readU64(key, 4), value));
+  }
+  return out;
+}
+
+/** A change from its stored record. */
+export function decodeChange(shard: number, index: number, record: Uint8Array): Change {
+  const keyLength = Buffer.from(record.buffer, record.byteOffset, record.length).readUInt32BE(1);
+  const key = Buffer.from(record.subarray(changeHeaderBytes, changeHeaderBytes + keyLength));
+  if (record[0] === ChangeTypeByte.Delete) {
+    return { shard, index, key, type: 'delete', version: index };
+  }
+  const value = decodeValue(record.subarray(changeHeaderBytes + keyLength));
+  return { shard, index, key, type: 'put', value, version: index };
+}
+
+/** A change as a listener receives it. */
+export function materialize(raw: RawChange): Change {
+  const key = Buffer.from(raw.key);
+  if (raw.stored === null) {
+    return { shard: raw.shard, index: raw.index, key, type: 'delete', version: raw.index };
+  }
+  const value = decodeValue(raw.stored);
+  return { shard: raw.shard, index: raw.index, key, type: 'put', value, version: raw.index };
+}

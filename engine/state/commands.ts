@@ -1,0 +1,405 @@
+/**
+ * The commands a store proposes into a shard's Raft log (an entry's `data`) and the results that
+ * applying them produces.
+ *
+ * Callers build a `Command`, `encodeCommand` validates it (every error a caller can make is
+ * caught here, before anything is proposed) and returns the entry bytes. The state machine
+ * decodes them with `decodeCommand` while applying. Results are plain, deterministic data: the
+ * same entry applied on any replica gives an equal result. Failures are results too
+ * (`{ type: 'error', code }`), so that one bad command never stops a shard; `resultError` turns
+ * one into the FlotillaError a caller sees.
+ *
+ * HARD FORMAT (it is in the Raft log): `data` is a MessagePack array
+ *   `[1, opcode, session, ...fields]` (1 = command format version; session = null or
+ *   `[id bin, seq, time]`), or empty (a leader's no-op). Keys travel as bin; values travel in
+ *   their stored form (tag ‖ payload, see value-codec.ts) as bin, so applying one copies bytes and
+ *   never re-encodes. Per opcode:
+ *   0 noop       `[1, 0]`
+ *   1 put        `[1, 1, s, key, value]`
+ *   2 delete     `[1, 2, s, key]`
+ *   3 cas        `[1, 3, s, key, expectedVersion | null, expectedValue | null, value]`
+ *   4 incr       `[1, 4, s, key, by]` (by: float64/int or bigint)
+ *   5 batch      `[1, 5, s, [op, ...]]`, each op `[opcode, ...fields]` of put/delete/cas/incr
+ *   6 exec       `[1, 6, s, name, key, args]` (args: any Value, inline)
+ *   7 shardRange `[1, 7, null, hashLow, hashHigh]`
+ */
+import { FlotillaError } from '../errors.js';
+import { batchOpsMax, commandBytesMax, commandNameBytesMax, sessionIdBytesMax } from '../limits.js';
+import {
+  checkValue,
+  checkValueSize,
+  encodeKey,
+  encodeValue,
+  entryPackr,
+  invalid,
+  type Key,
+  packr,
+  type Value,
+  ValueTag,
+} from './value-codec.js';
+
+/** Version of the command array layout. HARD. */
+export const commandFormatVersion = 1;
+
+/** Opcodes. HARD: written to the log; never renumber, only add. */
+export const Opcode = {
+  Noop: 0,
+  Put: 1,
+  Delete: 2,
+  Cas: 3,
+  Incr: 4,
+  Batch: 5,
+  Exec: 6,
+  ShardRange: 7,
+} as const;
+
+/**
+ * A client session (Raft thesis §6.3): a command carrying one is applied at most once per shard.
+ * `seq` grows by one per request of the session on that shard; `time` is the proposer's clock in
+ * milliseconds, carried in the command so that expiry never reads a local clock while applying.
+ */
+export interface Session {
+  id: string | Uint8Array;
+  seq: number;
+  time: number;
+}
+
+/** What a cas compares: the key's version (0 = the key must not exist) or its value's bytes. */
+export type CasExpectation = { version: number } | { value: Value };
+
+/** One operation of an atomic batch. */
+export type BatchOp =
+  | { type: 'put'; key: Key; value: Value }
+  | { type: 'delete'; key: Key }
+  | { type: 'cas'; key: Key; expected: CasExpectation; value: Value }
+  | { type: 'incr'; key: Key; by: number | bigint };
+
+/** A command, as a caller builds it. */
+export type Command =
+  | { type: 'noop' }
+  | (BatchOp & { session?: Session })
+  | { type: 'batch'; ops: BatchOp[]; session?: Session }
+  | { type: 'exec'; name: string; key: Key; args?: Value; session?: Session }
+  | { type: 'shardRange'; hashLow: number; hashHigh: number };
+
+/** Result codes an applied command can fail with: a subset of FlotillaError codes. */
+export type StateErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'KEY_TOO_LARGE'
+  | 'VALUE_TOO_LARGE'
+  | 'WRONG_TYPE'
+  | 'COMMAND_FAILED'
+  | 'SESSION_EXPIRED'
+  | 'STALE_EPOCH';
+
+/** A command that did not take effect, and why. Nothing it would have written was kept. */
+export interface ErrorResult {
+  type: 'error';
+  code: StateErrorCode;
+  message: string;
+}
+
+/** The result of one operation (alone or inside a batch). */
+export type OpResult =
+  /** `version` = the log index of this write. */
+  | { type: 'put'; version: number }
+  /** Deleting a missing key is not a write: no version, no change record. */
+  | { type: 'delete'; existed: boolean }
+  /** ok: `version` is the new version; not ok: the current version (0 = absent). */
+  | { type: 'cas'; ok: boolean; version: number }
+  | { type: 'incr'; value: number | bigint; version: number }
+  | ErrorResult;
+
+/** The result of applying one entry. */
+export type CommandResult =
+  | OpResult
+  | { type: 'noop' }
+  /** The entry's index was already applied (replay after a restart): nothing was done. */
+  | { type: 'skipped' }
+  /** ok: every op applied, in order; not ok: nothing applied, `failure` says why op i failed. */
+  | { type: 'batch'; ok: true; results: OpResult[] }
+  | { type: 'batch'; ok: false; failedOp: number; failure: OpResult }
+  /** The user command's return value (`undefined` becomes null). */
+  | { type: 'exec'; value: Value }
+  | { type: 'shardRange'; hashLow: number; hashHigh: number };
+
+/** A decoded session. */
+export interface DecodedSession {
+  id: Uint8Array;
+  seq: number;
+  time: number;
+}
+
+/** A decoded operation: keys as bytes, values in stored form. */
+export type DecodedOp =
+  | { type: 'put'; key: Uint8Array; stored: Uint8Array }
+  | { type: 'delete'; key: Uint8Array }
+  | {
+      type: 'cas';
+      key: Uint8Array;
+      expectedVersion: number | null;
+      expectedStored: Uint8Array | null;
+      stored: Uint8Array;
+    }
+  | { type: 'incr'; key: Uint8Array; by: number | bigint };
+
+/** A decoded command, as the state machine applies it. */
+export type DecodedCommand =
+  | { type: 'noop' }
+  | (DecodedOp & { session: DecodedSession | null })
+  | { type: 'batch'; ops: DecodedOp[]; session: DecodedSession | null }
+  | {
+      type: 'exec';
+      name: string;
+      key: Uint8Array;
+      args: Value;
+      session: DecodedSession | null;
+    }
+  | { type: 'shardRange'; hashLow: number; hashHigh: number };
+
+/** Entry bytes of `command`; throws INVALID_ARGUMENT, KEY_TOO_LARGE or VALUE_TOO_LARGE. */
+export function encodeCommand(command: Command): Uint8Array {
+  const array = commandArray(command);
+  const data = packr.pack(array);
+  if (data.length > commandBytesMax) {
+    throw new FlotillaError(
+      'VALUE_TOO_LARGE',
+      `command encodes to ${data.length} bytes; the most is ${commandBytesMax}: split it up`,
+    );
+  }
+  return data;
+}
+
+function commandArray(command: Command): unknown[] {
+  switch (command.type) {
+    case 'noop':
+      return [commandFormatVersion, Opcode.Noop];
+    case 'batch': {
+      if (!Array.isArray(command.ops)) throw invalid('batch ops must be an array');
+      if (command.ops.length > batchOpsMax) {
+        throw invalid(`a batch has ${command.ops.length} ops; the most is ${batchOpsMax}`);
+      }
+      const ops = command.ops.map((op) => opArray(op));
+      return [commandFormatVersion, Opcode.Batch, sessionArray(command.session), ops];
+    }
+    case 'exec': {
+      const name = checkName(command.name);
+      const args = command.args === undefined ? null : command.args;
+      checkValue(args, 0);
+      const key = encodeKey(command.key);
+      return [commandFormatVersion, Opcode.Exec, sessionArray(command.session), name, key, args];
+    }
+    case 'shardRange': {
+      checkRange(command.hashLow, command.hashHigh);
+      return [commandFormatVersion, Opcode.ShardRange, null, command.hashLow, command.hashHigh];
+    }
+    case 'put':
+    case 'delete':
+    case 'cas':
+    case 'incr': {
+      const [opcode, ...fields] = opArray(command);
+      return [commandFormatVersion, opcode, sessionArray(command.session), ...fields];
+    }
+    default:
+      throw invalid(`unknown command type ${String((command as { type: unknown }).type)}`);
+  }
+}
+
+function opArray(op: BatchOp): unknown[] {
+  if (typeof op !== 'object' || op === null) throw invalid('a batch op must be an object');
+  switch (op.type) {
+    case 'put':
+      return [Opcode.Put, encodeKey(op.key), encodeValue(op.value)];
+    case 'delete':
+      return [Opcode.Delete, encodeKey(op.key)];
+    case 'cas': {
+      const key = encodeKey(op.key);
+      const expected = op.expected as Partial<{ version: unknown; value: Value }> | undefined;
+      if (typeof expected !== 'object' || expected === null) {
+        throw invalid('cas needs expected: { version } or { value }');
+      }
+      const value = encodeValue(op.value);
+      if ('version' in expected) {
+        const version = expected.version;
+        if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) {
+          throw invalid('cas expected.version must be an integer >= 0 (0 = must not exist)');
+        }
+        return [Opcode.Cas, key, version, null, value];
+      }
+      if (!('value' in expected)) throw invalid('cas needs expected: { version } or { value }');
+      return [Opcode.Cas, key, null, encodeValue(expected.value as Value), value];
+    }
+    case 'incr': {
+      const by = op.by;
+      if (!(typeof by === 'bigint' || (typeof by === 'number' && Number.isFinite(by)))) {
+        throw invalid('incr by must be a finite number or a bigint');
+      }
+      return [Opcode.Incr, encodeKey(op.key), by];
+    }
+    default:
+      throw invalid(`unknown operation type ${String((op as { type: unknown }).type)}`);
+  }
+}
+
+function sessionArray(session: Session | undefined): unknown[] | null {
+  if (session === undefined) return null;
+  const id = typeof session.id === 'string' ? Buffer.from(session.id, 'utf8') : session.id;
+  if (!(id instanceof Uint8Array) || id.length === 0 || id.length > sessionIdBytesMax) {
+    throw invalid(`a session id must be 1..${sessionIdBytesMax} bytes (a string or bytes)`);
+  }
+  if (!Number.isSafeInteger(session.seq) || session.seq < 1) {
+    throw invalid('a session seq must be an integer >= 1');
+  }
+  if (!Number.isFinite(session.time)) throw invalid('a session time must be a finite number');
+  return [id, session.seq, session.time];
+}
+
+function checkName(name: unknown): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw invalid('a command name must be a non-empty string');
+  }
+  if (Buffer.byteLength(name, 'utf8') > commandNameBytesMax) {
+    throw invalid(`a command name must be at most ${commandNameBytesMax} bytes`);
+  }
+  return name;
+}
+
+function checkRange(hashLow: unknown, hashHigh: unknown): void {
+  const ok =
+    Number.isSafeInteger(hashLow) &&
+    Number.isSafeInteger(hashHigh) &&
+    (hashLow as number) >= 0 &&
+    (hashLow as number) < (hashHigh as number) &&
+    (hashHigh as number) <= 2 ** 32;
+  if (!ok) throw invalid('a shard hash range needs 0 <= hashLow < hashHigh <= 2^32');
+}
+
+/** Decodes entry bytes; throws INVALID_ARGUMENT when they are not a command of this format. */
+export function decodeCommand(data: Uint8Array): DecodedCommand {
+  if (data.length === 0) return { type: 'noop' };
+  let array: unknown;
+  try {
+    array = entryPackr.unpack(data);
+  } catch (err) {
+    throw new FlotillaError('INVALID_ARGUMENT', 'entry data is not MessagePack', { cause: err });
+  }
+  if (!Array.isArray(array) || array[0] !== commandFormatVersion) {
+    throw invalid(`entry data is not a version-${commandFormatVersion} command`);
+  }
+  const opcode = array[1];
+  if (opcode === Opcode.Noop) return { type: 'noop' };
+  if (opcode === Opcode.ShardRange) {
+    checkRange(array[3], array[4]);
+    return { type: 'shardRange', hashLow: array[3] as number, hashHigh: array[4] as number };
+  }
+  const session = decodeSession(array[2]);
+  if (opcode === Opcode.Batch) {
+    if (!Array.isArray(array[3])) throw invalid('batch ops must be an array');
+    const ops = array[3].map((op: unknown) => {
+      if (!Array.isArray(op)) throw invalid('a batch op must be an array');
+      return decodeOp(op[0], op, 1);
+    });
+    return { type: 'batch', ops, session };
+  }
+  if (opcode === Opcode.Exec) {
+    const name = checkName(array[3]);
+    const key = bytesField(array[4], 'exec key');
+    checkValue(array[5], 0);
+    return { type: 'exec', name, key, args: array[5], session };
+  }
+  const op = decodeOp(opcode, array, 3) as DecodedOp & { session: DecodedSession | null };
+  op.session = session;
+  return op;
+}
+
+function decodeOp(opcode: unknown, a: unknown[], at: number): DecodedOp {
+  switch (opcode) {
+    case Opcode.Put:
+      return { type: 'put', key: bytesField(a[at], 'key'), stored: storedField(a[at + 1]) };
+    case Opcode.Delete:
+      return { type: 'delete', key: bytesField(a[at], 'key') };
+    case Opcode.Cas: {
+      const version = a[at + 1];
+      const expectedVersion = version === null ? null : (version as number);
+      if (expectedVersion !== null && !(Number.isSafeInteger(version) && expectedVersion >= 0)) {
+        throw invalid('cas expected version must be an integer >= 0');
+      }
+      const expectedStored = a[at + 2] === null ? null : storedField(a[at + 2]);
+      if ((expectedVersion === null) === (expectedStored === null)) {
+        throw invalid('cas needs exactly one of expected version and expected value');
+      }
+      const stored = storedField(a[at + 3]);
+      return {
+        type: 'cas',
+        key: bytesField(a[at], 'key'),
+        expectedVersion,
+        expectedStored,
+        stored,
+      };
+    }
+    case Opcode.Incr: {
+      const by = a[at + 1];
+      if (!(typeof by === 'bigint' || (typeof by === 'number' && Number.isFinite(by)))) {
+        throw invalid('incr by must be a finite number or a bigint');
+      }
+      return { type: 'incr', key: bytesField(a[at], 'key'), by };
+    }
+    default:
+      throw invalid(`unknown opcode ${String(opcode)}`);
+  }
+}
+
+function decodeSession(field: unknown): DecodedSession | null {
+  if (field === null) return null;
+  if (!Array.isArray(field)) throw invalid('a session must be [id, seq, time]');
+  const [id, seq, time] = field as [unknown, unknown, unknown];
+  if (!(id instanceof Uint8Array) || id.length === 0 || id.length > sessionIdBytesMax) {
+    throw invalid(`a session id must be 1..${sessionIdBytesMax} bytes`);
+  }
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) {
+    throw invalid('a session seq must be an integer >= 1');
+  }
+  if (typeof time !== 'number' || !Number.isFinite(time)) {
+    throw invalid('a session time must be a finite number');
+  }
+  return { id, seq, time };
+}
+
+function bytesField(field: unknown, what: string): Uint8Array {
+  if (!(field instanceof Uint8Array) || field.length === 0) {
+    throw invalid(`${what} must be non-empty bytes`);
+  }
+  return field;
+}
+
+function storedField(field: unknown): Uint8Array {
+  if (!(field instanceof Uint8Array) || field.length === 0) {
+    throw invalid('a value must be tagged bytes');
+  }
+  if (field[0] !== ValueTag.Raw && field[0] !== ValueTag.Msgpack) {
+    throw invalid(`a value has unknown tag ${field[0]}`);
+  }
+  checkValueSize(field.length - 1);
+  return field;
+}
+
+/** Bytes of a result, as the session table stores it and a node forwards it to another. */
+export function encodeResult(result: CommandResult): Uint8Array {
+  return packr.pack(result);
+}
+
+/** The result `encodeResult` wrote. */
+export function decodeResult(bytes: Uint8Array): CommandResult {
+  return packr.unpack(bytes) as CommandResult;
+}
+
+/** The FlotillaError a caller should see for `result`, or undefined when it succeeded. A cas
+ *  whose expectation did not hold (alone or in a batch) is an answer, not an error. */
+export function resultError(result: CommandResult): FlotillaError | undefined {
+  if (result.type === 'error') return new FlotillaError(result.code, result.message);
+  if (result.type === 'batch' && !result.ok && result.failure.type === 'error') {
+    const { code, message } = result.failure;
+    return new FlotillaError(code, `batch op ${result.failedOp}: ${message}`);
+  }
+  return undefined;
+}

@@ -1,0 +1,270 @@
+/**
+ * Byte layouts of everything the state machine keeps in LMDB. All integers are big-endian so
+ * that keys sort numerically; u64 fields hold safe integers (< 2^53).
+ *
+ * HARD FORMAT: these layouts are on disk (and, for data records and sessions, inside snapshots).
+ * Changing one requires bumping `stateFormatVersion`.
+ *
+ * | database  | key                                 | value                                     |
+ * |-----------|-------------------------------------|-------------------------------------------|
+ * | data      | shard u32 ‖ user key                | version u64 ‖ stored value (tag ‖ …)      |
+ * | meta      | shard u32                           | ShardMeta, `metaBytes` bytes              |
+ * | changes   | shard u32 ‖ index u64 ‖ ordinal u32 | type u8 ‖ key len u32 ‖ key ‖ value?      |
+ * | sessions  | shard u32 ‖ session id              | seq u64 ‖ index u64 ‖ time f64 ‖ result   |
+ * | ages      | shard u32 ‖ index u64               | time f64 ‖ session id                     |
+ * | system    | "format"                            | magic "FLOTILLA-STATE" ‖ version u32      |
+ * | staging*  | install id u32 ‖ key / session id   | the data / session record as is           |
+ *
+ * `version` is the log index of the key's last write. `ages` orders each shard's sessions by the
+ * index of their last use, for eviction and expiry.
+ */
+import { assert } from '../assert.js';
+
+/** Bytes of the shard prefix of every per-shard key. */
+export const shardPrefixBytes = 4;
+/** Bytes of a data record before the stored value. */
+export const dataHeaderBytes = 8;
+/** Bytes of a session record before the encoded result. */
+export const sessionHeaderBytes = 24;
+/** Bytes of an `ages` value before the session id. */
+export const ageHeaderBytes = 8;
+/** Bytes of a change key. */
+export const changeKeyBytes = 16;
+/** Bytes of a change value before the key. */
+export const changeHeaderBytes = 5;
+
+/** Change type byte. HARD. */
+export const ChangeTypeByte = { Put: 1, Delete: 2 } as const;
+
+/** The per-shard metadata, stored in one record per shard. */
+export interface ShardMeta {
+  /** Index of the last entry applied. Invariant: only grows, except on snapshot install. */
+  appliedIndex: number;
+  /** Term of the entry at `appliedIndex`. */
+  appliedTerm: number;
+  /** Keys stored for the shard. */
+  keyCount: number;
+  /** Change records retained, and their key + value bytes. */
+  changeCount: number;
+  changeBytes: number;
+  /** Changes with an index <= this are gone; a feed cursor below it must resync. */
+  changesCompactedIndex: number;
+  /** Sessions remembered. Invariant: sessionCount <= sessionsPerShardMax after each entry. */
+  sessionCount: number;
+  /** The shard owns keys whose routing hash h has hashLow <= h < hashHigh (hashHigh <= 2^32). */
+  hashLow: number;
+  hashHigh: number;
+}
+
+/** Bytes of a meta record: nine u64 fields. */
+export const metaBytes = 72;
+
+/** The metadata of a shard that has applied nothing. */
+export function emptyMeta(): ShardMeta {
+  return {
+    appliedIndex: 0,
+    appliedTerm: 0,
+    keyCount: 0,
+    changeCount: 0,
+    changeBytes: 0,
+    changesCompactedIndex: 0,
+    sessionCount: 0,
+    hashLow: 0,
+    hashHigh: 2 ** 32,
+  };
+}
+
+/** Writes a safe integer as u64 big-endian at `offset`. */
+export function writeU64(buf: Uint8Array, offset: number, value: number): void {
+  assert(Number.isSafeInteger(value) && value >= 0, 'a u64 field holds a safe integer >= 0');
+  const high = Math.floor(value / 2 ** 32);
+  const low = value >>> 0;
+  buf[offset] = high >>> 24;
+  buf[offset + 1] = high >>> 16;
+  buf[offset + 2] = high >>> 8;
+  buf[offset + 3] = high;
+  buf[offset + 4] = low >>> 24;
+  buf[offset + 5] = low >>> 16;
+  buf[offset + 6] = low >>> 8;
+  buf[offset + 7] = low;
+}
+
+/** Reads a u64 big-endian at `offset` as a number (safe by construction). */
+export function readU64(buf: Uint8Array, offset: number): number {
+  const high =
+    buf[offset]! * 2 ** 24 +
+    ((buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!);
+  const low =
+    buf[offset + 4]! * 2 ** 24 +
+    ((buf[offset + 5]! << 16) | (buf[offset + 6]! << 8) | buf[offset + 7]!);
+  return high * 2 ** 32 + low;
+}
+
+/** A Buffer over exactly the bytes of `buf`, for its typed readers. */
+export function asBuffer(buf: Uint8Array): Buffer {
+  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+}
+
+/**
+ * Reusable buffers for the keys and records handed to LMDB while applying. LMDB copies a key and
+ * a value during the put or get call itself (lmdb-js writes synchronously inside a write
+ * transaction), so one buffer serves every call and applying allocates no record per write.
+ * Each result is valid until the next call of the same kind (keys and records use separate
+ * buffers, so one key and one record can be passed to a put together).
+ */
+export class Scratch {
+  private keyBuf = Buffer.allocUnsafe(4096);
+  private recordBuf = Buffer.allocUnsafe(64 * 1024);
+
+  /** `shard u32 ‖ suffix`: a data or session key. */
+  key(shard: number, suffix: Uint8Array): Buffer {
+    const length = shardPrefixBytes + suffix.length;
+    if (length > this.keyBuf.length) this.keyBuf = Buffer.allocUnsafe(length);
+    this.keyBuf.writeUInt32BE(shard, 0);
+    this.keyBuf.set(suffix, shardPrefixBytes);
+    return this.keyBuf.subarray(0, length);
+  }
+
+  /** `shard ‖ index ‖ ordinal`: the key of one change record. */
+  changeKey(shard: number, index: number, ordinal: number): Buffer {
+    const out = this.keyBuf;
+    out.writeUInt32BE(shard, 0);
+    writeU64(out, 4, index);
+    out.writeUInt32BE(ordinal, 12);
+    return out.subarray(0, changeKeyBytes);
+  }
+
+  /** A data record: version ‖ stored value. */
+  dataRecord(version: number, stored: Uint8Array): Buffer {
+    const out = this.recordOf(dataHeaderBytes + stored.length);
+    writeU64(out, 0, version);
+    out.set(stored, dataHeaderBytes);
+    return out;
+  }
+
+  /** A change record: type ‖ key length ‖ key ‖ stored value (puts only). */
+  changeRecord(key: Uint8Array, stored: Uint8Array | null): Buffer {
+    const storedBytes = stored === null ? 0 : stored.length;
+    const out = this.recordOf(changeHeaderBytes + key.length + storedBytes);
+    out[0] = stored === null ? ChangeTypeByte.Delete : ChangeTypeByte.Put;
+    out.writeUInt32BE(key.length, 1);
+    out.set(key, changeHeaderBytes);
+    if (stored !== null) out.set(stored, changeHeaderBytes + key.length);
+    return out;
+  }
+
+  private recordOf(length: number): Buffer {
+    if (length > this.recordBuf.length) {
+      this.recordBuf = Buffer.allocUnsafe(Math.max(length, this.recordBuf.length * 2));
+    }
+    return this.recordBuf.subarray(0, length);
+  }
+}
+
+/** The 4-byte prefix of every key of `shard`. */
+export function shardPrefix(shard: number): Buffer {
+  const out = Buffer.allocUnsafe(shardPrefixBytes);
+  out.writeUInt32BE(shard, 0);
+  return out;
+}
+
+/** The key just past every key of `shard`, or undefined for the last possible shard. */
+export function shardEnd(shard: number): Buffer | undefined {
+  return shard === 0xffffffff ? undefined : shardPrefix(shard + 1);
+}
+
+/** `shard u32 ‖ suffix`: a data or session key. */
+export function prefixedKey(shard: number, suffix: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(shardPrefixBytes + suffix.length);
+  out.writeUInt32BE(shard, 0);
+  out.set(suffix, shardPrefixBytes);
+  return out;
+}
+
+/** Encodes shard metadata. */
+export function encodeMeta(meta: ShardMeta): Buffer {
+  const out = Buffer.allocUnsafe(metaBytes);
+  const fields = [
+    meta.appliedIndex,
+    meta.appliedTerm,
+    meta.keyCount,
+    meta.changeCount,
+    meta.changeBytes,
+    meta.changesCompactedIndex,
+    meta.sessionCount,
+    meta.hashLow,
+    meta.hashHigh,
+  ];
+  for (let i = 0; i < fields.length; i++) writeU64(out, i * 8, fields[i]!);
+  return out;
+}
+
+/** Decodes shard metadata; undefined when the record has the wrong size. */
+export function decodeMeta(buf: Uint8Array): ShardMeta | undefined {
+  if (buf.length !== metaBytes) return undefined;
+  return {
+    appliedIndex: readU64(buf, 0),
+    appliedTerm: readU64(buf, 8),
+    keyCount: readU64(buf, 16),
+    changeCount: readU64(buf, 24),
+    changeBytes: readU64(buf, 32),
+    changesCompactedIndex: readU64(buf, 40),
+    sessionCount: readU64(buf, 48),
+    hashLow: readU64(buf, 56),
+    hashHigh: readU64(buf, 64),
+  };
+}
+
+/** `shard ‖ index ‖ ordinal`: the key of one change record. */
+export function changeKey(shard: number, index: number, ordinal: number): Buffer {
+  const out = Buffer.allocUnsafe(changeKeyBytes);
+  out.writeUInt32BE(shard, 0);
+  writeU64(out, 4, index);
+  out.writeUInt32BE(ordinal, 12);
+  return out;
+}
+
+/** `shard ‖ index`: the key of a session's entry in the age index. */
+export function ageKey(shard: number, index: number): Buffer {
+  const out = Buffer.allocUnsafe(shardPrefixBytes + 8);
+  out.writeUInt32BE(shard, 0);
+  writeU64(out, 4, index);
+  return out;
+}
+
+/** A session record: the last request's sequence number, where and when it ran, its result. */
+export interface SessionRecord {
+  seq: number;
+  index: number;
+  time: number;
+  result: Uint8Array;
+}
+
+/** Encodes a session record. */
+export function encodeSession(record: SessionRecord): Buffer {
+  const out = Buffer.allocUnsafe(sessionHeaderBytes + record.result.length);
+  writeU64(out, 0, record.seq);
+  writeU64(out, 8, record.index);
+  out.writeDoubleBE(record.time, 16);
+  out.set(record.result, sessionHeaderBytes);
+  return out;
+}
+
+/** Decodes a session record; undefined when it is too short. */
+export function decodeSession(buf: Uint8Array): SessionRecord | undefined {
+  if (buf.length < sessionHeaderBytes) return undefined;
+  return {
+    seq: readU64(buf, 0),
+    index: readU64(buf, 8),
+    time: asBuffer(buf).readDoubleBE(16),
+    result: buf.subarray(sessionHeaderBytes),
+  };
+}
+
+/** An `ages` value: the session's last time ‖ its id. */
+export function encodeAge(time: number, id: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(ageHeaderBytes + id.length);
+  out.writeDoubleBE(time, 0);
+  out.set(id, ageHeaderBytes);
+  return out;
+}

@@ -28,6 +28,7 @@ import {
   stateFormatVersion,
   statePageBytes,
 } from '../limits.js';
+import type { ConfState } from '../raft/types.js';
 import { Applier, type ApplyItem } from './apply.js';
 import {
   type Change,
@@ -95,6 +96,14 @@ export interface ScanEntry extends StoredValue {
 export type ChangeListener = (changes: readonly Change[]) => void;
 
 const formatKey = Buffer.from('format');
+
+/** Key of a shard's Raft membership in the system database: "conf" ‖ shard u32 BE. HARD. */
+function confKey(shard: number): Buffer {
+  const key = Buffer.alloc(8);
+  key.write('conf', 0, 'latin1');
+  key.writeUInt32BE(shard, 4);
+  return key;
+}
 const formatMagic = Buffer.from('FLOTILLA-STATE');
 const dbNames = [
   'data',
@@ -111,6 +120,8 @@ const dbNames = [
 export class KvState {
   /** Committed metadata of every shard that has any. */
   private readonly metas = new Map<number, ShardMeta>();
+  /** Raft memberships read or written so far (see confState). */
+  private readonly confs = new Map<number, ConfState>();
   private readonly commands = new Map<string, UserCommand>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly installs = new Set<number>();
@@ -187,9 +198,9 @@ export class KvState {
    * applied index is skipped. Either every item is applied (with the applied indexes) or, when
    * an engine failure throws, none is.
    */
-  applyBatch(items: readonly ApplyItem[]): CommandResult[] {
+  applyBatch(items: readonly ApplyItem[], confs?: ReadonlyMap<number, ConfState>): CommandResult[] {
     this.checkOpen();
-    if (items.length === 0) return [];
+    if (items.length === 0 && (confs === undefined || confs.size === 0)) return [];
     const work = new Map<number, ShardMeta>();
     const collected: RawChange[] = [];
     const applier = new Applier({
@@ -215,11 +226,35 @@ export class KvState {
         trimChanges(this.dbs, shard, meta, this.limits);
         this.dbs.meta.putSync(shardPrefix(shard), encodeMeta(meta));
       }
+      for (const [shard, conf] of confs ?? []) {
+        this.dbs.system.putSync(confKey(shard), Buffer.from(JSON.stringify(conf)));
+      }
       return out;
     });
     for (const [shard, meta] of work) this.metas.set(shard, meta);
+    for (const [shard, conf] of confs ?? []) this.confs.set(shard, conf);
     if (collected.length > 0) this.notify(collected);
     return results;
+  }
+
+  /**
+   * The Raft membership of the shard as of its applied index (stored by applyBatch with the
+   * entries that changed it), or undefined if none was ever stored.
+   */
+  confState(shard: number): ConfState | undefined {
+    this.checkOpen();
+    const cached = this.confs.get(shard);
+    if (cached !== undefined) return cached;
+    const raw = this.dbs.system.getBinary(confKey(shard));
+    if (raw === undefined) return undefined;
+    let conf: ConfState;
+    try {
+      conf = JSON.parse(raw.toString('utf8')) as ConfState;
+    } catch (err) {
+      throw corruptState(`membership of shard ${shard}`, err);
+    }
+    this.confs.set(shard, conf);
+    return conf;
   }
 
   /** The key's value and version, or undefined. */
@@ -385,8 +420,10 @@ export class KvState {
     this.dbs.env.transactionSync(() => {
       dropShardRange(this.dbs, shard);
       this.dbs.meta.removeSync(shardPrefix(shard));
+      this.dbs.system.removeSync(confKey(shard));
     });
     this.metas.delete(shard);
+    this.confs.delete(shard);
   }
 
   /** Resolves once every commit made before the call is on disk. */

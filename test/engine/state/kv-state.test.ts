@@ -262,3 +262,26 @@ describe('persistence and lifecycle', () => {
     await again.close();
   });
 });
+
+describe('raft membership', () => {
+  it('is stored with the entries that changed it and survives a reopen and a drop', async () => {
+    const dir = tempDir();
+    const state = openState({ dir });
+    expect(state.confState(3)).toBeUndefined();
+    const conf = {
+      voters: [1, 2, 3],
+      votersOutgoing: [],
+      learners: [4],
+      learnersNext: [],
+      autoLeave: false,
+    };
+    state.applyBatch([entry(3, 1, { type: 'noop' })], new Map([[3, conf]]));
+    expect(state.confState(3)).toEqual(conf);
+    await closeState(state);
+    const again = openState({ dir });
+    expect(again.confState(3)).toEqual(conf);
+    expect(again.appliedIndex(3)).toBe(1);
+    again.dropShard(3);
+    expect(again.confState(3)).toBeUndefined();
+  });
+});

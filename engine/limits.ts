@@ -24,6 +24,13 @@ export const batchOpsMax = 1024;
 /** Largest encoded command (one proposal) in bytes: a full batch must fit. */
 export const commandBytesMax = 8 * 1024 * 1024;
 
+// ---- Soft: test support (test/support/linearizability.ts) -------------------------------------
+
+/** Steps one linearizability search may take before its partition is reported as timed out. */
+export const linearizabilityStepsMax = 2_000_000;
+/** Operations a printed linearizability failure lists per section before eliding the rest. */
+export const historyOpsPrintedMax = 40;
+
 // ---- Checked relations -------------------------------------------------------------------------
 
 assert(commandBytesMax <= recordPayloadBytesMax, 'a command must fit in one record');

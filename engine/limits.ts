@@ -86,6 +86,13 @@ export const snapshotChunkBytesMax = 2 * 1024 * 1024;
 /** Most snapshot installs staged at once on one node. */
 export const snapshotInstallsMax = 16;
 
+// ---- Soft: test support (test/support/linearizability.ts) -------------------------------------
+
+/** Steps one linearizability search may take before its partition is reported as timed out. */
+export const linearizabilityStepsMax = 2_000_000;
+/** Operations a printed linearizability failure lists per section before eliding the rest. */
+export const historyOpsPrintedMax = 40;
+
 // ---- Checked relations -------------------------------------------------------------------------
 
 assert(commandBytesMax <= recordPayloadBytesMax, 'a command must fit in one record');

@@ -93,6 +93,25 @@ export const linearizabilityStepsMax = 2_000_000;
 /** Operations a printed linearizability failure lists per section before eliding the rest. */
 export const historyOpsPrintedMax = 40;
 
+// ---- Soft: the host ----------------------------------------------------------------------------
+
+/** Milliseconds between two Raft ticks of every group. */
+export const tickMsDefault = 100;
+/** Ticks without a leader before a follower campaigns (randomized up to twice this). */
+export const electionTicksDefault = 10;
+/** Ticks between a leader's heartbeats. */
+export const heartbeatTicksDefault = 2;
+/** A proposal not applied within this many milliseconds fails with TIMEOUT (outcome unknown). */
+export const proposalTimeoutMs = 10_000;
+/** A read not confirmed within this many milliseconds fails with TIMEOUT. */
+export const readTimeoutMs = 5_000;
+/** Proposals a node tracks at once; beyond it, proposals are refused with BUSY. */
+export const proposalsPendingMax = 262_144;
+/** Milliseconds between checkpoints (state flushed to disk, then the log compacted). */
+export const hostCheckpointMs = 1_000;
+/** Entries kept in the log below the durable applied index, for followers slightly behind. */
+export const compactionSlackEntries = 1_024;
+
 // ---- Checked relations -------------------------------------------------------------------------
 
 assert(commandBytesMax <= recordPayloadBytesMax, 'a command must fit in one record');

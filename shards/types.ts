@@ -2,10 +2,14 @@
  * The public shape of a Flotilla store, shared by the embedded store (Flotilla.open), a cluster
  * node embedded in an application (Flotilla.start) and a remote client (Flotilla.connect).
  */
+import type { Value } from '../engine/state/value-codec.js';
 import type { Key } from './keys.js';
 
-/** Any value msgpackr can encode; a Uint8Array is stored as raw bytes and read back as bytes. */
-export type Value = unknown;
+/**
+ * A storable value: null, booleans, numbers, bigints, strings, Dates, byte arrays (stored raw and
+ * read back as bytes), and arrays and plain objects of these.
+ */
+export type { Value };
 
 /** How fresh a read must be. */
 export type Consistency =

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/**
+ * The `flotilla` command-line tool.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { isFlotillaError } from '../engine/errors.js';
+import { Flotilla } from '../shards/index.js';
+import { runShell, type ShellStore } from './shell.js';
+
+function positiveInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+async function shellCommand(options: { dir: string; shards?: number }): Promise<void> {
+  const store = await Flotilla.open({ dir: options.dir, shards: options.shards });
+  const stop = () => {
+    void store.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    await runShell(store as ShellStore, {
+      banner: `Flotilla embedded store in ${options.dir} (${store.shardCount} shards). Type 'help'.`,
+    });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await store.close();
+  }
+}
+
+const program = new Command();
+program
+  .name('flotilla')
+  .description('Flotilla: an embeddable, replicated, sharded key-value store');
+
+program
+  .command('shell')
+  .description('open an embedded store and run the interactive shell (reads stdin when piped)')
+  .option('-d, --dir <dir>', 'store directory', './data')
+  .option('-s, --shards <n>', 'shards when creating the store', positiveInt)
+  .action(shellCommand);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const code = isFlotillaError(err) ? `${err.code}: ` : '';
+  console.error(`flotilla: ${code}${err instanceof Error ? err.message : String(err)}`);
+  process.exit(isFlotillaError(err) && err.code === 'CONFIG' ? 2 : 1);
+});

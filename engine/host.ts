@@ -1,0 +1,724 @@
+/**
+ * NodeHost: the loop that drives every Raft group of one node (the pump of DESIGN.md).
+ *
+ * Once per event-loop turn it drains the Ready of every group that has one and does, for all of
+ * them together:
+ *   1. send each Ready's `messages` (they promise nothing about local state);
+ *   2. apply, in ONE state transaction, the committed entries that are already durable in the
+ *      local log, and resolve their callers;
+ *   3. ONE `LogStore.append` of every group's entries, snapshot marker and hard state (one write,
+ *      one fdatasync); while it is in flight, proposals pile up in the groups for the next turn;
+ *   4. once durable: send `messagesAfterPersist`, apply (one transaction) the committed entries
+ *      that needed this write, serve reads, and `advance` every group.
+ * Only one append is in flight at a time, so a turn's batch grows with the load and every group
+ * moves forward once per fsync.
+ *
+ * Ticks come from one timer for the whole node. Applied indexes are made durable by the state's
+ * `flush` on a checkpoint timer, and only then is the log compacted up to them.
+ */
+import { assert } from './assert.js';
+import { FlotillaError } from './errors.js';
+import {
+  compactionSlackEntries,
+  electionTicksDefault,
+  heartbeatTicksDefault,
+  hostCheckpointMs,
+  proposalTimeoutMs,
+  proposalsPendingMax,
+  readTimeoutMs,
+  tickMsDefault,
+} from './limits.js';
+import type { GroupWrite, LogStore } from './log/log-store.js';
+import { RaftNode } from './raft/raft-node.js';
+import type {
+  DroppedProposals,
+  RaftConfig,
+  ReadOnlyOption,
+  Ready,
+  Refusal,
+} from './raft/ready.js';
+import type { InitialState, RaftStorage } from './raft/storage.js';
+import {
+  type ConfState,
+  type Entry,
+  EntryType,
+  type GroupId,
+  type Message,
+  type NodeId,
+  type RandomSource,
+} from './raft/types.js';
+import { realScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
+import type { ApplyItem } from './state/apply.js';
+import { type CommandResult, resultError } from './state/commands.js';
+import type { KvState } from './state/kv-state.js';
+
+/** Sends a turn's messages to other nodes; absent on a single node. */
+export interface HostTransport {
+  send(to: NodeId, messages: Message[]): boolean;
+}
+
+/** How a host is set up. */
+export interface NodeHostOptions {
+  nodeId: NodeId;
+  log: LogStore;
+  state: KvState;
+  random: RandomSource;
+  scheduler?: Scheduler;
+  transport?: HostTransport;
+  tickMs?: number;
+  /** Raft tunables other than id, group and random. */
+  raft?: Partial<Omit<RaftConfig, 'id' | 'group' | 'random' | 'applied'>>;
+}
+
+/** A group to host: its id and its membership when it is created for the first time. */
+export interface GroupSpec {
+  group: GroupId;
+  voters: NodeId[];
+  learners?: NodeId[];
+}
+
+/** The Raft tunables a host uses unless told otherwise. */
+export function defaultRaftTunables(): Omit<RaftConfig, 'id' | 'group' | 'random' | 'applied'> {
+  return {
+    electionTicks: electionTicksDefault,
+    heartbeatTicks: heartbeatTicksDefault,
+    preVote: true,
+    checkQuorum: true,
+    inflightMsgsMax: 256,
+    inflightBytesMax: 8 * 1024 * 1024,
+    msgBytesMax: 1024 * 1024,
+    uncommittedBytesMax: 64 * 1024 * 1024,
+    committedBytesPerReadyMax: 16 * 1024 * 1024,
+    readsPendingMax: 65_536,
+    messagesQueuedMax: 4096,
+    proposalRangesMax: 64,
+    readOnlyOption: 'safe',
+    leaseMarginTicks: 2,
+  };
+}
+
+interface PendingProposal {
+  term: number;
+  deadline: number;
+  resolve: (result: CommandResult) => void;
+  reject: (err: FlotillaError) => void;
+}
+
+interface PendingRead {
+  deadline: number;
+  resolve: () => void;
+  reject: (err: FlotillaError) => void;
+}
+
+/** The host's view of one group. */
+class HostedGroup {
+  /** Proposals accepted by this node's RaftNode, by log index. */
+  readonly proposals = new Map<number, PendingProposal>();
+  /** Reads waiting for a ReadState, by context. */
+  readonly reads = new Map<string, PendingRead>();
+  /** Confirmed reads waiting for `applied` to reach their index. Ascending by index. */
+  readonly readyReads: { index: number; read: PendingRead }[] = [];
+  /** Whether a Ready of this group is being persisted (advance not yet called). */
+  inFlight = false;
+  /**
+   * Whether this node may serve linearizable reads from its applied state without a quorum
+   * round: it is the group's only voter, leads it, and has applied an entry of its own term (so
+   * every write acknowledged before, by any earlier term, is applied).
+   */
+  localReads = false;
+  /** Callers waiting for this node to lead the group / to serve local reads. */
+  leaderWaiters: (() => void)[] = [];
+  localReadWaiters: (() => void)[] = [];
+  applied: number;
+  confState: ConfState;
+
+  constructor(
+    readonly id: GroupId,
+    readonly raft: RaftNode,
+    applied: number,
+    confState: ConfState,
+  ) {
+    this.applied = applied;
+    this.confState = confState;
+  }
+}
+
+/** Committed entries of one group to apply together, and the membership they lead to. */
+interface ApplyPart {
+  hosted: HostedGroup;
+  entries: Entry[];
+  conf?: ConfState;
+}
+
+/** RaftStorage over the shared log for one group. */
+class LogGroupStorage implements RaftStorage {
+  constructor(
+    private readonly log: LogStore,
+    private readonly group: GroupId,
+    private readonly initialConf: ConfState,
+  ) {}
+  initialState(): InitialState {
+    return { hardState: this.log.hardState(this.group), confState: this.initialConf };
+  }
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.log.entries(this.group, lo, hi, maxBytes);
+  }
+  term(index: number): number | undefined {
+    return this.log.term(this.group, index);
+  }
+  firstIndex(): number {
+    return this.log.firstIndex(this.group);
+  }
+  lastIndex(): number {
+    return this.log.lastIndex(this.group);
+  }
+  snapshot() {
+    return this.log.snapshot(this.group);
+  }
+}
+
+function refusalError(group: GroupId, r: Refusal): FlotillaError {
+  switch (r.reason) {
+    case 'not-leader':
+    case 'transferring':
+      return new FlotillaError(
+        'NOT_LEADER',
+        `shard ${group}: this node does not lead it (${r.reason}); retry at the leader`,
+        { leaderHint: r.leaderHint, group },
+      );
+    case 'too-many-uncommitted':
+    case 'too-many-reads':
+    case 'conf-change-pending':
+      return new FlotillaError('BUSY', `shard ${group}: ${r.reason}; back off and retry`, {
+        group,
+      });
+    case 'closed':
+      return new FlotillaError('CLOSED', `shard ${group} is closed`, { group });
+    default:
+      return new FlotillaError(
+        'INVALID_ARGUMENT',
+        `shard ${group}: ${r.reason}${r.detail ? `: ${r.detail}` : ''}`,
+        { group },
+      );
+  }
+}
+
+let readSequence = 0;
+
+function readContext(): Uint8Array {
+  readSequence++;
+  const ctx = new Uint8Array(8);
+  new DataView(ctx.buffer).setFloat64(0, readSequence, true);
+  return ctx;
+}
+
+function contextKey(ctx: Uint8Array): string {
+  return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('latin1');
+}
+
+/** The loop that drives every group of one node; see the module comment. */
+export class NodeHost {
+  readonly nodeId: NodeId;
+  private readonly log: LogStore;
+  private readonly state: KvState;
+  private readonly scheduler: Scheduler;
+  private readonly transport: HostTransport | undefined;
+  private readonly random: RandomSource;
+  private readonly tunables: Omit<RaftConfig, 'id' | 'group' | 'random' | 'applied'>;
+  private readonly groups = new Map<GroupId, HostedGroup>();
+  /** Groups that may have a Ready. */
+  private readonly dirty = new Set<HostedGroup>();
+  /** Groups with proposals or reads waiting, swept for deadlines on every tick. */
+  private readonly waiting = new Set<HostedGroup>();
+  private pumpScheduled = false;
+  /** The turn's log write while it is in flight (one at a time). */
+  private writing: Promise<void> | undefined;
+  private pendingCount = 0;
+  private failure: FlotillaError | undefined;
+  private closed = false;
+  private readonly timers: TimerHandle[] = [];
+  private checkpointing = false;
+
+  constructor(options: NodeHostOptions) {
+    this.nodeId = options.nodeId;
+    this.log = options.log;
+    this.state = options.state;
+    this.scheduler = options.scheduler ?? realScheduler;
+    this.transport = options.transport;
+    this.random = options.random;
+    this.tunables = { ...defaultRaftTunables(), ...options.raft };
+    const tickMs = options.tickMs ?? tickMsDefault;
+    this.timers.push(this.scheduler.every(tickMs, () => this.tick()));
+    this.timers.push(this.scheduler.every(hostCheckpointMs, () => void this.checkpoint()));
+  }
+
+  /**
+   * Starts hosting a group. A group new to this node starts with the membership of `spec`; a
+   * group found in the log and state resumes from them (committed entries after the state's
+   * applied index are applied again).
+   */
+  addGroup(spec: GroupSpec): void {
+    this.checkOpen();
+    assert(!this.groups.has(spec.group), 'a group is added once');
+    const stored = this.state.confState(spec.group);
+    const conf: ConfState = stored ?? {
+      voters: [...spec.voters],
+      votersOutgoing: [],
+      learners: [...(spec.learners ?? [])],
+      learnersNext: [],
+      autoLeave: false,
+    };
+    const applied = this.state.appliedIndex(spec.group);
+    const storage = new LogGroupStorage(this.log, spec.group, conf);
+    const raft = new RaftNode(
+      { ...this.tunables, id: this.nodeId, group: spec.group, random: this.random, applied },
+      storage,
+    );
+    const hosted = new HostedGroup(spec.group, raft, applied, conf);
+    this.groups.set(spec.group, hosted);
+    if (conf.voters.length === 1 && conf.voters[0] === this.nodeId && conf.learners.length === 0) {
+      // A group this node alone votes in needs no election timeout to elect itself.
+      raft.campaign();
+    }
+    this.markDirty(hosted);
+  }
+
+  /** The groups hosted here. */
+  groupIds(): GroupId[] {
+    return [...this.groups.keys()];
+  }
+
+  /** Whether this node currently leads `group`. */
+  isLeader(group: GroupId): boolean {
+    return this.groupOf(group).raft.isLeader();
+  }
+
+  /** The leader this node knows for `group`, 0 if none. */
+  leaderOf(group: GroupId): NodeId {
+    return this.groupOf(group).raft.leader();
+  }
+
+  /** The Raft status of a group (for status pages and tests). */
+  status(group: GroupId) {
+    return this.groupOf(group).raft.status();
+  }
+
+  /**
+   * Proposes an encoded command to `group`; resolves with its result once it is committed and
+   * applied here, or rejects with a typed error (NOT_LEADER, BUSY, TIMEOUT with outcome unknown,
+   * DROPPED, CLOSED, or the command's own error).
+   */
+  propose(group: GroupId, data: Uint8Array): Promise<CommandResult> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(closedError());
+    const hosted = this.groupOf(group);
+    if (this.pendingCount >= proposalsPendingMax) {
+      return Promise.reject(
+        new FlotillaError('BUSY', `${this.pendingCount} proposals are pending; back off and retry`),
+      );
+    }
+    const accepted = hosted.raft.propose(data);
+    if (!accepted.ok) return Promise.reject(refusalError(group, accepted));
+    return new Promise<CommandResult>((resolve, reject) => {
+      const previous = hosted.proposals.get(accepted.index);
+      if (previous !== undefined) {
+        // A proposal of an older term held this index: the new leader's log replaced it.
+        this.pendingCount--;
+        previous.reject(droppedError(group, 'another leader overwrote it'));
+      }
+      hosted.proposals.set(accepted.index, {
+        term: accepted.term,
+        deadline: this.scheduler.now() + proposalTimeoutMs,
+        resolve,
+        reject,
+      });
+      this.pendingCount++;
+      this.waiting.add(hosted);
+      this.markDirty(hosted);
+    });
+  }
+
+  /** Whether a linearizable read of `group` may be served from the applied state at once. */
+  canReadLocally(group: GroupId): boolean {
+    const hosted = this.groupOf(group);
+    return hosted.localReads && hosted.raft.isLeader() && this.soleVoter(hosted);
+  }
+
+  /** Resolves once this node leads `group`. */
+  whenLeader(group: GroupId): Promise<void> {
+    const hosted = this.groupOf(group);
+    if (hosted.raft.isLeader()) return Promise.resolve();
+    return new Promise((resolve) => hosted.leaderWaiters.push(resolve));
+  }
+
+  /** Resolves once `group` can serve linearizable reads locally (see canReadLocally). */
+  whenLocalReadsReady(group: GroupId): Promise<void> {
+    const hosted = this.groupOf(group);
+    if (this.canReadLocally(group)) return Promise.resolve();
+    return new Promise((resolve) => hosted.localReadWaiters.push(resolve));
+  }
+
+  /**
+   * Resolves once this node's state of `group` reflects every write committed before the call
+   * (ReadIndex: the leader confirms its leadership with a quorum — or, with mode 'lease', trusts
+   * its lease — then waits until it has applied that far).
+   */
+  readBarrier(group: GroupId, mode: ReadOnlyOption = 'safe'): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(closedError());
+    const hosted = this.groupOf(group);
+    const ctx = readContext();
+    const accepted = hosted.raft.readIndex(ctx, mode);
+    if (!accepted.ok) return Promise.reject(refusalError(group, accepted));
+    return new Promise<void>((resolve, reject) => {
+      hosted.reads.set(contextKey(ctx), {
+        deadline: this.scheduler.now() + readTimeoutMs,
+        resolve,
+        reject,
+      });
+      this.waiting.add(hosted);
+      this.markDirty(hosted);
+    });
+  }
+
+  /** Feeds messages from another node into their groups. */
+  receive(messages: readonly Message[]): void {
+    if (this.closed) return;
+    for (const m of messages) {
+      const hosted = this.groups.get(m.group);
+      if (hosted === undefined) continue;
+      hosted.raft.step(m);
+      this.markDirty(hosted);
+    }
+  }
+
+  /** Stops the loop: rejects everything pending with CLOSED and waits for the last write. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) t.cancel();
+    await this.writing?.catch(() => undefined);
+    for (const hosted of this.groups.values()) {
+      this.failGroup(hosted, closedError());
+      hosted.raft.close();
+    }
+  }
+
+  private groupOf(group: GroupId): HostedGroup {
+    const hosted = this.groups.get(group);
+    if (hosted === undefined) {
+      throw new FlotillaError('STALE_EPOCH', `shard ${group} is not hosted on node ${this.nodeId}`, {
+        group,
+      });
+    }
+    return hosted;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw closedError();
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private markDirty(hosted: HostedGroup): void {
+    this.dirty.add(hosted);
+    if (!this.pumpScheduled && !this.writing) {
+      this.pumpScheduled = true;
+      this.scheduler.nextTurn(() => this.pump());
+    }
+  }
+
+  private tick(): void {
+    if (this.closed || this.failure !== undefined) return;
+    for (const hosted of this.groups.values()) {
+      hosted.raft.tick();
+      if (hosted.raft.hasReady()) this.markDirty(hosted);
+    }
+    this.sweepDeadlines();
+  }
+
+  private sweepDeadlines(): void {
+    const now = this.scheduler.now();
+    for (const hosted of this.waiting) {
+      for (const [index, p] of hosted.proposals) {
+        if (p.deadline > now) continue;
+        hosted.proposals.delete(index);
+        this.pendingCount--;
+        p.reject(timeoutError(hosted.id, 'the proposal did not commit in time'));
+      }
+      for (const [key, r] of hosted.reads) {
+        if (r.deadline > now) continue;
+        hosted.reads.delete(key);
+        r.reject(readTimeoutError(hosted.id));
+      }
+      if (hosted.proposals.size === 0 && hosted.reads.size === 0 && hosted.readyReads.length === 0) {
+        this.waiting.delete(hosted);
+      }
+    }
+  }
+
+  /** One turn of the pump; see the module comment. */
+  private pump(): void {
+    this.pumpScheduled = false;
+    if (this.writing || this.closed || this.failure !== undefined) return;
+    const batch: { hosted: HostedGroup; rd: Ready; durableLast: number }[] = [];
+    for (const hosted of this.dirty) {
+      if (hosted.inFlight || !hosted.raft.hasReady()) continue;
+      const rd = hosted.raft.ready();
+      hosted.inFlight = true;
+      batch.push({ hosted, rd, durableLast: this.log.lastIndex(hosted.id) });
+    }
+    this.dirty.clear();
+    if (batch.length === 0) return;
+    const writes: GroupWrite[] = [];
+    const early: ApplyPart[] = [];
+    const late: ApplyPart[] = [];
+    for (const { hosted, rd, durableLast } of batch) {
+      if (rd.softState !== undefined) hosted.localReads = false;
+      this.send(rd.messages);
+      if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
+        const w: GroupWrite = { group: hosted.id };
+        if (rd.entries.length > 0) w.entries = rd.entries;
+        if (rd.hardState !== undefined) w.hardState = rd.hardState;
+        if (rd.snapshot !== undefined) w.snapshot = rd.snapshot;
+        writes.push(w);
+      }
+      this.failDropped(hosted, rd.dropped);
+      for (const d of rd.droppedReads) {
+        const key = contextKey(d.context);
+        const read = hosted.reads.get(key);
+        if (read === undefined) continue;
+        hosted.reads.delete(key);
+        read.reject(
+          new FlotillaError('NOT_LEADER', `shard ${hosted.id}: read dropped (${d.reason}); retry`, {
+            leaderHint: hosted.raft.leader(),
+            group: hosted.id,
+          }),
+        );
+      }
+      const committed = rd.committedEntries;
+      if (committed.length === 0) continue;
+      // Entries already durable here need not wait for this turn's fsync.
+      const cut = rd.snapshot === undefined ? splitDurable(committed, durableLast) : 0;
+      const parts = [
+        { hosted, entries: committed.slice(0, cut), list: early },
+        { hosted, entries: committed.slice(cut), list: late },
+      ];
+      for (const { entries, list } of parts) {
+        if (entries.length === 0) continue;
+        const part: ApplyPart = { hosted, entries };
+        // The membership is stored with the applied index that includes its last change.
+        const hasChange = entries.some((e) => e.type === EntryType.ConfChange);
+        if (hasChange && rd.confState !== undefined) part.conf = rd.confState;
+        list.push(part);
+      }
+    }
+    this.apply(early);
+    const done = writes.length > 0 ? this.log.append(writes) : Promise.resolve();
+    this.writing = done.then(
+      () => this.afterPersist(batch, late),
+      (err: unknown) => this.fail(err),
+    );
+  }
+
+  private afterPersist(
+    batch: { hosted: HostedGroup; rd: Ready }[],
+    late: ApplyPart[],
+  ): void {
+    this.writing = undefined;
+    if (this.failure !== undefined) return;
+    for (const { rd } of batch) this.send(rd.messagesAfterPersist);
+    this.apply(late);
+    for (const { hosted, rd } of batch) {
+      for (const rs of rd.readStates) {
+        const read = hosted.reads.get(contextKey(rs.context));
+        if (read === undefined) continue;
+        hosted.reads.delete(contextKey(rs.context));
+        hosted.readyReads.push({ index: rs.index, read });
+      }
+      this.serveReads(hosted);
+      hosted.raft.advance(rd);
+      hosted.inFlight = false;
+      if (hosted.leaderWaiters.length > 0 && hosted.raft.isLeader()) {
+        for (const wake of hosted.leaderWaiters.splice(0)) wake();
+      }
+      if (!this.closed) this.dirty.add(hosted);
+    }
+    if (this.dirty.size > 0 && !this.closed) {
+      this.pumpScheduled = true;
+      this.scheduler.nextTurn(() => this.pump());
+    }
+  }
+
+  /** Applies committed entries of many groups in one state transaction; resolves proposals. */
+  private apply(parts: ApplyPart[]): void {
+    if (parts.length === 0) return;
+    const items: ApplyItem[] = [];
+    const confs = new Map<number, ConfState>();
+    for (const { hosted, entries, conf } of parts) {
+      for (const e of entries) {
+        items.push({ shard: hosted.id, index: e.index, term: e.term, data: e.data, type: e.type });
+      }
+      if (conf !== undefined) {
+        confs.set(hosted.id, conf);
+        hosted.confState = conf;
+      }
+    }
+    let results: CommandResult[];
+    try {
+      results = this.state.applyBatch(items, confs);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    let at = 0;
+    for (const { hosted, entries } of parts) {
+      for (const e of entries) {
+        const result = results[at++]!;
+        hosted.applied = e.index;
+        if (!hosted.localReads && this.soleVoter(hosted) && hosted.raft.isLeader()) {
+          hosted.localReads = e.term === hosted.raft.hardState().term;
+        }
+        const pending = hosted.proposals.get(e.index);
+        if (pending === undefined) continue;
+        hosted.proposals.delete(e.index);
+        this.pendingCount--;
+        if (pending.term !== e.term) {
+          pending.reject(droppedError(hosted.id, 'another leader overwrote it'));
+          continue;
+        }
+        const error = resultError(result);
+        if (error !== undefined) pending.reject(error);
+        else pending.resolve(result);
+      }
+      this.serveReads(hosted);
+      if (hosted.localReads && hosted.localReadWaiters.length > 0) {
+        for (const wake of hosted.localReadWaiters.splice(0)) wake();
+      }
+    }
+  }
+
+  private soleVoter(hosted: HostedGroup): boolean {
+    const c = hosted.confState;
+    return (
+      c.voters.length === 1 &&
+      c.voters[0] === this.nodeId &&
+      c.votersOutgoing.length === 0
+    );
+  }
+
+  private serveReads(hosted: HostedGroup): void {
+    const waiting = hosted.readyReads;
+    let served = 0;
+    while (served < waiting.length && waiting[served]!.index <= hosted.applied) {
+      waiting[served]!.read.resolve();
+      served++;
+    }
+    if (served > 0) waiting.splice(0, served);
+  }
+
+  private failDropped(hosted: HostedGroup, dropped: readonly DroppedProposals[]): void {
+    for (const d of dropped) {
+      for (let i = d.fromIndex; i <= d.toIndex; i++) {
+        const pending = hosted.proposals.get(i);
+        if (pending === undefined || pending.term !== d.term) continue;
+        hosted.proposals.delete(i);
+        this.pendingCount--;
+        pending.reject(
+          d.reason === 'superseded'
+            ? droppedError(hosted.id, 'another leader overwrote it')
+            : timeoutError(hosted.id, `its outcome is unknown (${d.reason})`),
+        );
+      }
+    }
+  }
+
+  private send(messages: Message[]): void {
+    if (messages.length === 0) return;
+    if (this.transport === undefined) return;
+    const byPeer = new Map<NodeId, Message[]>();
+    for (const m of messages) {
+      let list = byPeer.get(m.to);
+      if (list === undefined) byPeer.set(m.to, (list = []));
+      list.push(m);
+    }
+    for (const [to, list] of byPeer) this.transport.send(to, list);
+  }
+
+  /** Makes applied indexes durable, then lets the log drop what no group needs. */
+  private async checkpoint(): Promise<void> {
+    if (this.checkpointing || this.closed || this.failure !== undefined) return;
+    this.checkpointing = true;
+    try {
+      const marks = [...this.groups.values()].map((g) => ({ group: g.id, applied: g.applied }));
+      await this.state.flush();
+      for (const { group, applied } of marks) {
+        const upTo = applied - compactionSlackEntries;
+        if (upTo >= this.log.firstIndex(group)) await this.log.compact(group, upTo);
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.checkpointing = false;
+    }
+  }
+
+  /** A failed write or apply stops the node: nothing more is acknowledged. */
+  private fail(err: unknown): void {
+    this.writing = undefined;
+    if (this.failure !== undefined) return;
+    this.failure =
+      err instanceof FlotillaError
+        ? err
+        : new FlotillaError('IO', `node ${this.nodeId} stopped: ${String(err)}`, { cause: err });
+    for (const hosted of this.groups.values()) this.failGroup(hosted, this.failure);
+  }
+
+  private failGroup(hosted: HostedGroup, err: FlotillaError): void {
+    const unknown =
+      err.code === 'CLOSED'
+        ? new FlotillaError('CLOSED', err.message, { outcome: 'unknown', group: hosted.id })
+        : err;
+    for (const p of hosted.proposals.values()) p.reject(unknown);
+    this.pendingCount -= hosted.proposals.size;
+    hosted.proposals.clear();
+    for (const r of hosted.reads.values()) r.reject(err);
+    hosted.reads.clear();
+    for (const { read } of hosted.readyReads) read.reject(err);
+    hosted.readyReads.length = 0;
+    // Waiters go on and meet the error at their next call.
+    for (const wake of hosted.leaderWaiters.splice(0)) wake();
+    for (const wake of hosted.localReadWaiters.splice(0)) wake();
+  }
+}
+
+/** How many of `committed` (ascending) are at or below `durableLast`. */
+function splitDurable(committed: Entry[], durableLast: number): number {
+  let cut = 0;
+  while (cut < committed.length && committed[cut]!.index <= durableLast) cut++;
+  return cut;
+}
+
+function closedError(): FlotillaError {
+  return new FlotillaError('CLOSED', 'the store is closed');
+}
+
+function timeoutError(group: GroupId, why: string): FlotillaError {
+  return new FlotillaError('TIMEOUT', `shard ${group}: ${why}; it may or may not have applied`, {
+    outcome: 'unknown',
+    group,
+  });
+}
+
+function readTimeoutError(group: GroupId): FlotillaError {
+  return new FlotillaError('TIMEOUT', `shard ${group}: the read was not confirmed in time`, {
+    outcome: 'not-applied',
+    group,
+  });
+}
+
+function droppedError(group: GroupId, why: string): FlotillaError {
+  return new FlotillaError('DROPPED', `shard ${group}: the proposal was dropped: ${why}; retry`, {
+    reason: why,
+    group,
+  });
+}

@@ -479,13 +479,15 @@ export class RaftNetwork {
     let msg = original;
     if (this.filter !== undefined) {
       const verdict = this.filter(msg);
-      if (verdict === false) return;
+      if (verdict === false) {
+        this.lose(msg);
+        return;
+      }
       if (verdict !== true) msg = verdict;
     }
     const f = this.faults;
     if (f.drop > 0 && this.rng.chance(f.drop)) {
-      if (msg.type === MessageType.Snap)
-        this.raft(msg.from, msg.group).reportSnapshot(msg.to, false);
+      this.lose(msg);
       return;
     }
     const copies = f.duplicate > 0 && this.rng.chance(f.duplicate) ? 2 : 1;
@@ -493,6 +495,11 @@ export class RaftNetwork {
       const delay = f.delayMax > 0 ? this.rng.intBelow(f.delayMax + 1) : 0;
       this.inflight.push({ at: this.now + delay, seq: this.seq++, msg });
     }
+  }
+
+  /** A lost message; the sender's transport notices a failed snapshot stream. */
+  private lose(msg: Message): void {
+    if (msg.type === MessageType.Snap) this.raft(msg.from, msg.group).reportSnapshot(msg.to, false);
   }
 
   // ---- The host loop of one replica ------------------------------------------------------------

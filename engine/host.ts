@@ -20,11 +20,20 @@ import { assert } from './assert.js';
 import { FlotillaError } from './errors.js';
 import {
   compactionSlackEntries,
-  electionTicksDefault,
-  heartbeatTicksDefault,
   hostCheckpointMs,
   proposalTimeoutMs,
   proposalsPendingMax,
+  raftCommittedBytesPerReadyMax,
+  raftElectionTicks,
+  raftHeartbeatTicks,
+  raftInflightBytesMax,
+  raftInflightMsgsMax,
+  raftLeaseMarginTicks,
+  raftMessagesQueuedMax,
+  raftMsgBytesMax,
+  raftProposalRangesMax,
+  raftReadsPendingMax,
+  raftUncommittedBytesMax,
   readTimeoutMs,
   tickMsDefault,
 } from './limits.js';
@@ -80,20 +89,20 @@ export interface GroupSpec {
 /** The Raft tunables a host uses unless told otherwise. */
 export function defaultRaftTunables(): Omit<RaftConfig, 'id' | 'group' | 'random' | 'applied'> {
   return {
-    electionTicks: electionTicksDefault,
-    heartbeatTicks: heartbeatTicksDefault,
+    electionTicks: raftElectionTicks,
+    heartbeatTicks: raftHeartbeatTicks,
     preVote: true,
     checkQuorum: true,
-    inflightMsgsMax: 256,
-    inflightBytesMax: 8 * 1024 * 1024,
-    msgBytesMax: 1024 * 1024,
-    uncommittedBytesMax: 64 * 1024 * 1024,
-    committedBytesPerReadyMax: 16 * 1024 * 1024,
-    readsPendingMax: 65_536,
-    messagesQueuedMax: 4096,
-    proposalRangesMax: 64,
+    inflightMsgsMax: raftInflightMsgsMax,
+    inflightBytesMax: raftInflightBytesMax,
+    msgBytesMax: raftMsgBytesMax,
+    uncommittedBytesMax: raftUncommittedBytesMax,
+    committedBytesPerReadyMax: raftCommittedBytesPerReadyMax,
+    readsPendingMax: raftReadsPendingMax,
+    messagesQueuedMax: raftMessagesQueuedMax,
+    proposalRangesMax: raftProposalRangesMax,
     readOnlyOption: 'safe',
-    leaseMarginTicks: 2,
+    leaseMarginTicks: raftLeaseMarginTicks,
   };
 }
 

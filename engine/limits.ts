@@ -97,10 +97,6 @@ export const historyOpsPrintedMax = 40;
 
 /** Milliseconds between two Raft ticks of every group. */
 export const tickMsDefault = 100;
-/** Ticks without a leader before a follower campaigns (randomized up to twice this). */
-export const electionTicksDefault = 10;
-/** Ticks between a leader's heartbeats. */
-export const heartbeatTicksDefault = 2;
 /** A proposal not applied within this many milliseconds fails with TIMEOUT (outcome unknown). */
 export const proposalTimeoutMs = 10_000;
 /** A read not confirmed within this many milliseconds fails with TIMEOUT. */
@@ -111,6 +107,35 @@ export const proposalsPendingMax = 262_144;
 export const hostCheckpointMs = 1_000;
 /** Entries kept in the log below the durable applied index, for followers slightly behind. */
 export const compactionSlackEntries = 1_024;
+
+// ---- Soft: Raft (engine/raft; the host passes these in RaftConfig) ---------------------------
+
+/** Ticks without hearing from a leader before a follower campaigns (randomized up to 2x). */
+export const raftElectionTicks = 10;
+/** Ticks between a leader's heartbeats. */
+export const raftHeartbeatTicks = 1;
+/**
+ * Safety margin of the leader lease, in ticks: the lease lasts raftElectionTicks minus this from
+ * the send time of a quorum-acknowledged heartbeat. Tolerates follower ticks running up to
+ * raftElectionTicks / (raftElectionTicks - margin) times faster than the leader's (here 25 %).
+ */
+export const raftLeaseMarginTicks = 2;
+/** Inflight window per peer, in App messages (pipelining depth). */
+export const raftInflightMsgsMax = 256;
+/** Inflight window per peer, in entry bytes. */
+export const raftInflightBytesMax = 32 * 1024 * 1024;
+/** Target size of one App message's entries, in bytes (a larger single entry still goes). */
+export const raftMsgBytesMax = 1024 * 1024;
+/** Uncommitted proposal bytes a leader accepts per group before refusing (backpressure). */
+export const raftUncommittedBytesMax = 64 * 1024 * 1024;
+/** Committed entry bytes handed to the host per Ready and group. */
+export const raftCommittedBytesPerReadyMax = 4 * 1024 * 1024;
+/** Reads a group queues (waiting for a heartbeat round, or forwarded to the leader). */
+export const raftReadsPendingMax = 4096;
+/** Outgoing messages a group queues between two Readies (beyond it they are dropped). */
+export const raftMessagesQueuedMax = 4096;
+/** Leadership terms with unresolved proposals that a group tracks for drop reporting. */
+export const raftProposalRangesMax = 64;
 
 // ---- Checked relations -------------------------------------------------------------------------
 
@@ -198,3 +223,13 @@ assert(
 );
 assert(idleTimeoutMs >= 3 * keepaliveIntervalMs, 'keepalives must arrive well within idle');
 assert(reconnectBackoffMinMs <= reconnectBackoffMaxMs, 'backoff range is ordered');
+
+assert(raftHeartbeatTicks < raftElectionTicks, 'heartbeats come more often than elections');
+assert(raftLeaseMarginTicks >= 1, 'the lease margin absorbs at least one tick of phase');
+assert(raftLeaseMarginTicks < raftElectionTicks, 'the lease margin leaves a lease');
+assert(
+  raftMessagesQueuedMax >= 4 * raftInflightMsgsMax,
+  'a leader of five replicas can fill every peer window without dropping its own messages',
+);
+assert(raftMsgBytesMax <= raftInflightBytesMax, 'one App fits in the inflight window');
+assert(commandBytesMax <= raftUncommittedBytesMax, 'a full command fits the uncommitted budget');

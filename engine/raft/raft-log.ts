@@ -1,0 +1,271 @@
+/**
+ * The log of one group as the Raft core sees it: the durable part (RaftStorage) plus an in-memory
+ * unstable tail of entries (and at most one snapshot) that the host has not yet persisted, as in
+ * etcd's raftLog/unstable. All reads go through here so that the tail shadows storage.
+ */
+import { assert } from './assert.js';
+import { entryBytes, type RaftStorage } from './storage.js';
+import type { Entry, SnapshotMeta } from './types.js';
+
+/** A shared empty entry list (frozen: pushing onto it throws). */
+export const noEntries: Entry[] = Object.freeze([]) as unknown as Entry[];
+
+/** How many of entries[start, end) fit in `maxBytes` (at least one when start < end). */
+function countWithin(entries: Entry[], start: number, end: number, maxBytes: number): number {
+  if (end - start <= 1) return end - start;
+  let size = entryBytes(entries[start]!);
+  for (let i = start + 1; i < end; i++) {
+    size += entryBytes(entries[i]!);
+    if (size > maxBytes) return i - start;
+  }
+  return end - start;
+}
+
+/** Storage plus the unstable tail. */
+export class RaftLog {
+  /** The durable log. */
+  readonly storage: RaftStorage;
+  // Unstable tail: unstable[k] has index `offset + k`. A pending snapshot, when present, sits
+  // just below it (pendingSnapshot.index === offset - 1 right after a restore).
+  private unstable: Entry[] = noEntries;
+  private offset: number;
+  private pendingSnapshot: SnapshotMeta | undefined = undefined;
+  // Invariant: applied <= committed <= lastIndex(); both only grow.
+  /** Highest index known to be committed. */
+  committed: number;
+  /** Highest index the host has applied (reported through advance). */
+  applied: number;
+  /**
+   * Set by maybeAppend: the first index whose existing entry was replaced by a different one
+   * (a conflicting suffix was truncated), 0 when nothing was replaced.
+   */
+  conflictIndex = 0;
+
+  /** A log over `storage`, whose state machine has applied up to `applied`. */
+  constructor(storage: RaftStorage, committed: number, applied: number) {
+    this.storage = storage;
+    this.offset = storage.lastIndex() + 1;
+    const first = storage.firstIndex();
+    assert(committed <= storage.lastIndex(), 'persisted commit is beyond the persisted log');
+    this.committed = Math.max(committed, first - 1);
+    this.applied = Math.min(Math.max(applied, first - 1), this.committed);
+  }
+
+  /** Index of the first entry still available. */
+  firstIndex(): number {
+    if (this.pendingSnapshot !== undefined) return this.pendingSnapshot.index + 1;
+    return this.storage.firstIndex();
+  }
+
+  /** Index of the last entry. */
+  lastIndex(): number {
+    if (this.unstable.length > 0) return this.offset + this.unstable.length - 1;
+    if (this.pendingSnapshot !== undefined) return this.pendingSnapshot.index;
+    return this.storage.lastIndex();
+  }
+
+  /** The last index the host has made durable. */
+  durableLastIndex(): number {
+    if (this.unstable.length > 0) return this.offset - 1;
+    return this.lastIndex();
+  }
+
+  /** Term of the entry at `index`, undefined when compacted away or beyond the end. */
+  term(index: number): number | undefined {
+    if (index >= this.offset) {
+      const entry = this.unstable[index - this.offset];
+      return entry === undefined ? undefined : entry.term;
+    }
+    const snap = this.pendingSnapshot;
+    if (snap !== undefined) return index === snap.index ? snap.term : undefined;
+    return this.storage.term(index);
+  }
+
+  /** Term of the last entry. */
+  lastTerm(): number {
+    const term = this.term(this.lastIndex());
+    assert(term !== undefined, 'the last entry has a term');
+    return term;
+  }
+
+  /** Whether the entry at `index` has term `term`. */
+  matchTerm(index: number, term: number): boolean {
+    return this.term(index) === term;
+  }
+
+  /** Whether a log ending at (lastIndex, lastTerm) is at least as up to date as this one. */
+  isUpToDate(lastIndex: number, lastTerm: number): boolean {
+    const myTerm = this.lastTerm();
+    return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.lastIndex());
+  }
+
+  /**
+   * The largest index <= `index` whose term is <= `term` (etcd's findConflictByTerm): every entry
+   * above it has a newer term than `term`, so none can match a log whose entry at `index` has
+   * `term`. Stops at the compaction point.
+   */
+  findConflictByTerm(index: number, term: number): number {
+    for (;;) {
+      const t = this.term(index);
+      if (t === undefined || t <= term) return index;
+      index--;
+    }
+  }
+
+  /**
+   * Follower side of AppendEntries: if the entry at `index` has `logTerm`, appends `entries`
+   * (replacing a conflicting suffix), commits up to min(committed, last new index) and returns
+   * the last new index; otherwise returns -1 and changes nothing.
+   */
+  maybeAppend(index: number, logTerm: number, committed: number, entries: Entry[]): number {
+    this.conflictIndex = 0;
+    if (!this.matchTerm(index, logTerm)) return -1;
+    const lastNew = index + entries.length;
+    const conflict = this.findConflict(entries);
+    if (conflict !== 0) {
+      assert(conflict > this.committed, 'an append conflicts with a committed entry');
+      if (conflict <= this.lastIndex()) this.conflictIndex = conflict;
+      const from = conflict - (index + 1);
+      this.truncateAndAppend(from === 0 ? entries : entries.slice(from));
+    }
+    this.commitTo(Math.min(committed, lastNew));
+    return lastNew;
+  }
+
+  /** First entry of `entries` not already in the log with the same term, 0 if all are. */
+  private findConflict(entries: Entry[]): number {
+    for (const e of entries) {
+      if (!this.matchTerm(e.index, e.term)) return e.index;
+    }
+    return 0;
+  }
+
+  /** Appends one entry at lastIndex + 1 (the leader's proposal path). */
+  appendOne(entry: Entry): void {
+    assert(entry.index === this.lastIndex() + 1, 'appendOne leaves a gap');
+    if (this.unstable === noEntries) this.unstable = [];
+    this.unstable.push(entry);
+  }
+
+  private truncateAndAppend(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    const after = entries[0]!.index;
+    assert(after > this.committed, 'truncating committed entries');
+    if (after === this.offset + this.unstable.length) {
+      if (this.unstable === noEntries) this.unstable = [];
+      for (const e of entries) this.unstable.push(e);
+    } else if (after <= this.offset) {
+      // The new entries replace part of the durable log: storage drops its suffix when the host
+      // persists them (the Ready's entries start at `after`).
+      this.offset = after;
+      this.unstable = entries.slice();
+    } else {
+      this.unstable = this.unstable.slice(0, after - this.offset);
+      for (const e of entries) this.unstable.push(e);
+    }
+  }
+
+  /** Entries [lo, hi), at most maxBytes (but at least one when lo < hi). */
+  slice(lo: number, hi: number, maxBytes: number): Entry[] {
+    assert(lo >= this.firstIndex(), 'slice: lo is compacted');
+    assert(hi <= this.lastIndex() + 1, 'slice: hi is beyond the log');
+    if (lo >= hi) return noEntries;
+    if (lo >= this.offset) {
+      const start = lo - this.offset;
+      const end = hi - this.offset;
+      return this.unstable.slice(start, start + countWithin(this.unstable, start, end, maxBytes));
+    }
+    const storedHi = Math.min(hi, this.offset);
+    const stored = this.storage.entries(lo, storedHi, maxBytes);
+    assert(stored.length > 0, 'storage returned no entries for a non-empty range');
+    if (stored.length < storedHi - lo || hi <= this.offset) return stored;
+    let size = 0;
+    for (const e of stored) size += entryBytes(e);
+    const out = stored.slice();
+    for (let i = 0; i < hi - this.offset; i++) {
+      const e = this.unstable[i]!;
+      size += entryBytes(e);
+      if (size > maxBytes) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /** Whether committed entries wait to be handed to the host. */
+  hasNextCommittedEntries(): boolean {
+    return Math.max(this.applied + 1, this.firstIndex()) <= this.committed;
+  }
+
+  /** Committed entries after `applied` (or after a pending snapshot), at most maxBytes. */
+  nextCommittedEntries(maxBytes: number): Entry[] {
+    const lo = Math.max(this.applied + 1, this.firstIndex());
+    if (lo > this.committed) return noEntries;
+    return this.slice(lo, this.committed + 1, maxBytes);
+  }
+
+  /** Raises the commit index (never lowers it). */
+  commitTo(index: number): void {
+    if (index <= this.committed) return;
+    assert(index <= this.lastIndex(), 'commit beyond the last index');
+    this.committed = index;
+  }
+
+  /** Records that the host applied everything up to `index`. */
+  appliedTo(index: number): void {
+    if (index <= this.applied) return;
+    assert(index <= this.committed, 'applied beyond the commit index');
+    this.applied = index;
+  }
+
+  /** Replaces the log by a snapshot received from the leader (persisted via the next Ready). */
+  restore(snap: SnapshotMeta): void {
+    assert(snap.index > this.committed, 'restoring a snapshot older than the commit index');
+    this.committed = snap.index;
+    this.unstable = noEntries;
+    this.offset = snap.index + 1;
+    this.pendingSnapshot = snap;
+  }
+
+  /** The unstable entries, copied (the tail keeps changing while the host persists them). */
+  unstableEntries(): Entry[] {
+    return this.unstable.length === 0 ? noEntries : this.unstable.slice();
+  }
+
+  /** The snapshot waiting to be persisted, if any. */
+  unstableSnapshot(): SnapshotMeta | undefined {
+    return this.pendingSnapshot;
+  }
+
+  /** Whether the host has something of the log to persist. */
+  hasUnstable(): boolean {
+    return this.unstable.length > 0 || this.pendingSnapshot !== undefined;
+  }
+
+  /**
+   * The host persisted `written` (a Ready's entries): drops from the tail every entry that is
+   * still the very entry written. Entries replaced while the write was in flight stay unstable
+   * and are written again with the next Ready.
+   */
+  stableWritten(written: Entry[]): void {
+    for (let k = written.length - 1; k >= 0; k--) {
+      const e = written[k]!;
+      const pos = e.index - this.offset;
+      if (pos < 0) return;
+      if (pos < this.unstable.length && this.unstable[pos] === e) {
+        this.unstable = pos + 1 === this.unstable.length ? noEntries : this.unstable.slice(pos + 1);
+        this.offset = e.index + 1;
+        return;
+      }
+    }
+  }
+
+  /** The host persisted snapshot `snap`. */
+  stableSnapshot(snap: SnapshotMeta): void {
+    if (this.pendingSnapshot === snap) this.pendingSnapshot = undefined;
+  }
+
+  /** The snapshot to send a follower that needs compacted entries. */
+  snapshot(): SnapshotMeta | undefined {
+    return this.pendingSnapshot ?? this.storage.snapshot();
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The log view of the core (RaftLog over MemoryRaftStorage) and the inflight window of Progress.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { Progress, ProgressState } from '../../../engine/raft/progress.js';
+import { RaftLog } from '../../../engine/raft/raft-log.js';
+import { entryBytes, MemoryRaftStorage } from '../../../engine/raft/storage.js';
+import { type Entry, EntryType } from '../../../engine/raft/types.js';
+
+function entries(terms: number[], from = 1): Entry[] {
+  return terms.map((term, k) => ({
+    term,
+    index: from + k,
+    type: EntryType.Normal,
+    data: new Uint8Array(8),
+  }));
+}
+
+describe('MemoryRaftStorage', () => {
+  it('appending at an index already held replaces the suffix', () => {
+    const s = new MemoryRaftStorage();
+    s.append(entries([1, 1, 1, 1]));
+    s.append(entries([2, 2], 3));
+    expect(s.lastIndex()).toBe(4);
+    expect([1, 2, 3, 4].map((i) => s.term(i))).toEqual([1, 1, 2, 2]);
+    expect(() => s.append(entries([3], 9))).toThrow(/gap/);
+  });
+
+  it('compaction keeps the term of the compaction point and records a snapshot', () => {
+    const s = new MemoryRaftStorage();
+    s.append(entries([1, 1, 2, 2, 3]));
+    const conf = {
+      voters: [1],
+      votersOutgoing: [],
+      learners: [],
+      learnersNext: [],
+      autoLeave: false,
+    };
+    s.compact(3, conf);
+    expect(s.firstIndex()).toBe(4);
+    expect(s.term(3)).toBe(2);
+    expect(s.term(2)).toBeUndefined();
+    expect(s.snapshot()).toEqual({ index: 3, term: 2, conf });
+    expect(s.entries(4, 6, 1e9).map((e) => e.index)).toEqual([4, 5]);
+  });
+
+  it('entries stop at the byte limit but always return one', () => {
+    const s = new MemoryRaftStorage();
+    s.append(entries([1, 1, 1, 1]));
+    const one = entryBytes(entries([1])[0]!);
+    expect(s.entries(1, 5, 0)).toHaveLength(1);
+    expect(s.entries(1, 5, 2 * one)).toHaveLength(2);
+    expect(s.entries(1, 5, 2 * one + 1)).toHaveLength(2);
+  });
+});
+
+describe('RaftLog', () => {
+  it('reads across the durable log and the unstable tail', () => {
+    const s = new MemoryRaftStorage();
+    s.append(entries([1, 1, 1]));
+    const log = new RaftLog(s, 0, 0);
+    log.appendOne(entries([2], 4)[0]!);
+    log.appendOne(entries([2], 5)[0]!);
+    expect(log.lastIndex()).toBe(5);
+    expect(log.durableLastIndex()).toBe(3);
+    expect(log.slice(2, 6, 1e9).map((e) => e.term)).toEqual([1, 1, 2, 2]);
+    expect(log.slice(2, 6, entryBytes(entries([1])[0]!) * 3).map((e) => e.index)).toEqual([
+      2, 3, 4,
+    ]);
+  });
+
+  it('a conflicting append truncates the tail and is reported', () => {
+    const s = new MemoryRaftStorage();
+    s.append(entries([1, 1, 1, 1]));
+    const log = new RaftLog(s, 1, 1);
+    expect(log.maybeAppend(2, 1, 3, entries([2, 2], 3))).toBe(4);
+    expect(log.conflictIndex).toBe(3);
+    expect(log.term(3)).toBe(2);
+    expect(log.committed).toBe(3);
+    expect(log.maybeAppend(4, 9, 4, [])).toBe(-1); // no entry 4 of term 9
+  });
+
+  it('findConflictByTerm skips entries newer than the hinted term', () => {
+    const s = new MemoryRaftStorage();
+    s.append(entries([1, 1, 3, 3, 3, 5, 5]));
+    const log = new RaftLog(s, 0, 0);
+    expect(log.findConflictByTerm(7, 4)).toBe(5);
+    expect(log.findConflictByTerm(7, 2)).toBe(2);
+    expect(log.findConflictByTerm(7, 0)).toBe(0);
+  });
+});
+
+describe('Progress inflight window', () => {
+  it('tracks messages and bytes like a FIFO and frees by acknowledged index', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 500 })), { maxLength: 300 }),
+        fc.integer({ min: 1, max: 20 }),
+        (ops, window) => {
+          const pr = new Progress(2, 1);
+          pr.becomeReplicate();
+          const model: Array<[number, number]> = [];
+          let last = 0;
+          for (const [send, n] of ops) {
+            if (send && !pr.isPaused(window, Number.POSITIVE_INFINITY)) {
+              last += 1 + (n % 5);
+              pr.sentEntries(last, n, window);
+              model.push([last, n]);
+            } else if (!send) {
+              const ack = last - (n % 7);
+              pr.freeInflightsTo(ack);
+              while (model.length > 0 && model[0]![0] <= ack) model.shift();
+            }
+            expect(pr.inflightCount).toBe(model.length);
+            expect(pr.inflightBytes).toBe(model.reduce((a, [, b]) => a + b, 0));
+            expect(pr.inflightCount).toBeLessThanOrEqual(window);
+          }
+        },
+      ),
+    );
+  });
+
+  it('a probe sends one App at a time; a snapshot pauses everything', () => {
+    const pr = new Progress(2, 5);
+    expect(pr.state).toBe(ProgressState.Probe);
+    expect(pr.isPaused(8, 1e9)).toBe(false);
+    pr.sentEntries(7, 10, 8);
+    expect(pr.isPaused(8, 1e9)).toBe(true);
+    expect(pr.maybeDecrTo(4, 2)).toBe(true); // the answer to the outstanding probe
+    expect(pr.next).toBe(3);
+    pr.becomeSnapshot(20);
+    expect(pr.isPaused(8, 1e9)).toBe(true);
+    pr.becomeProbe();
+    expect(pr.next).toBe(21);
+  });
+});

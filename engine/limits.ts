@@ -80,8 +80,8 @@ assert(
   'a largest command must fit in one default segment',
 );
 assert(
-  commandBytesMax + recordHeaderBytes <= logWriteBytesMax,
-  'a largest command must fit in one log write',
+  commandBytesMax + 2 * recordHeaderBytes <= logWriteBytesMax,
+  'a largest command and the record ending its write must fit in one log write',
 );
 assert(logAppendQueueBytesMax >= logWriteBytesMax, 'the append queue must hold a largest write');
 assert(logRewriteBurstBytes >= 64 * 1024, 'the rewrite burst must move more than a few records');

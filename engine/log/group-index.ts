@@ -122,21 +122,30 @@ export class GroupIndex {
   truncateFrom(index: number, drop?: DropSink): void {
     if (index > this.last) return;
     const from = Math.max(index, this.lo);
-    if (drop !== undefined) this.reportRange(from, this.last, drop);
-    if (from === this.lo) {
+    if (drop !== undefined && from <= this.last) this.reportRange(from, this.last, drop);
+    if (index <= this.lo) {
+      // Everything goes (recovery may truncate below a hole at the front).
       this.runCount = 0;
+      this.last = Math.max(this.compacted, index - 1);
+      this.lo = this.last + 1;
     } else {
-      const r = this.findRun(from);
-      this.runCount = this.runStart[r] === from ? r : r + 1;
+      const r = this.findRun(index);
+      this.runCount = this.runStart[r] === index ? r : r + 1;
+      this.last = index - 1;
     }
-    this.last = from - 1;
-    this.lastRun = 0;
     this.maybeShrink();
   }
 
-  /** Drops the entries <= index; `term` is the term of `index`. Beyond lastIndex empties it. */
+  /**
+   * Drops the entries <= index; `term` is the term of `index` (at the current compaction point
+   * it replaces the known term, as a snapshot there does). Beyond lastIndex empties the index.
+   */
   compactTo(index: number, term: number, drop?: DropSink): void {
-    if (index <= this.compacted) return;
+    if (index < this.compacted) return;
+    if (index === this.compacted) {
+      this.compactedTerm = term;
+      return;
+    }
     this.compacted = index;
     this.compactedTerm = term;
     if (index >= this.last) {

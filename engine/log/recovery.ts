@@ -3,27 +3,27 @@
  * the WASM kernel), and the groups' indexes, hard states, snapshots and compaction points are
  * rebuilt by replaying the records in log order.
  *
- * Telling a torn last write from corruption. The log writes one chunk at a time and fdatasyncs
- * it before writing the next, and a chunk never spans two segments, so at a crash at most one
- * write is incomplete: the last one, at the end of the last segment holding records. Where
- * verification stops (the "bad spot" X), the bytes up to the end of the nonzero data are:
+ * Telling a torn last write from corruption. The log writes one chunk at a time, fdatasyncs it
+ * before writing the next, never lets a chunk span two segments, and ends every chunk with a
+ * LogWriteEnd record giving the chunk's length and record count. So at a crash at most one write
+ * is incomplete — the last one, in the last segment holding records — and recovery knows where
+ * every complete write ends. Only complete writes are replayed (a write is all or nothing).
+ * After the last complete write of a segment, the bytes up to the end of its nonzero data are:
  * - all zero: the clean end of the log (segments are preallocated with zeros);
- * - nonzero, but nothing in them verifies as a record: a torn write (a prefix of it reached the
- *   disk, maybe followed by garbage) — provided they span no more than one write
- *   (`logWriteBytesMax`);
- * - records that verify after X: these can still be a torn write whose later sectors reached the
- *   disk before its earlier ones — only if they lie within one write of X and the damaged part
- *   holds a run of zeros (a sector that never arrived); anything else is corruption.
- * A torn write is only accepted in the last segment holding records; the damaged bytes are then
- * zeroed (and synced) so that later appends cannot run into stale records. Everything else —
- * damage in an earlier segment, a bad header, a missing segment, an entry missing from a group's
- * range — refuses to open with CORRUPT_LOG naming the file, offset and group: a committed entry
- * is never dropped silently. A corrupted last record is indistinguishable from a torn write and
- * is dropped, as in every write-ahead log.
+ * - damaged, with no complete write (records ending in a valid LogWriteEnd) among them, and no
+ *   longer than one write (`logWriteBytesMax`): the torn last write, whatever parts of it reached
+ *   the disk. Accepted only in the last segment holding records; the bytes are then zeroed (and
+ *   synced) so that later appends cannot run into stale records;
+ * - anything else — a complete write after the damage, more damage than one write, damage in an
+ *   earlier segment — is corruption.
+ * Corruption, a bad segment header, a missing segment or an entry missing from a group's range
+ * refuse to open with CORRUPT_LOG naming the file, offset and group: a committed entry is never
+ * dropped silently. (Damage inside the very last write is indistinguishable from a tear and that
+ * write is dropped, as in every write-ahead log.)
  */
 import { Buffer } from 'node:buffer';
 import { join } from 'node:path';
-import { decodeRecords, recordHeaderBytes } from '../../wasm/index.js';
+import { decodeRecords, recordHeaderBytes, recordIndex, recordTerm } from '../../wasm/index.js';
 import { ErrorCode, FlotillaError } from '../errors.js';
 import { logRecoveryReadBytes, logWriteBytesMax } from '../limits.js';
 import type { GroupId } from '../raft/types.js';
@@ -58,8 +58,6 @@ export interface RecoveredLog {
   tailSeq: number;
 }
 
-/** Zero runs at least this long inside damaged bytes mark a sector that never reached disk. */
-const lostSectorZeroBytes = 32;
 /** How a tail (the bytes after the last valid record of a segment) looks. */
 type Tail =
   | { kind: 'clean' }
@@ -89,7 +87,7 @@ export async function recoverLog(fs: LogFs, dir: string): Promise<RecoveredLog> 
     let torn: { segment: RecoveredSegment; dirtyEnd: number } | undefined;
     for (const segment of segments) {
       const path = join(dir, segmentName(segment.seq));
-      segment.end = await scanRecords(segment, replay);
+      segment.end = await scanWrites(segment, replay);
       const hasRecords = segment.end > segmentHeaderBytes;
       if (hasRecords && torn !== undefined) {
         throw corrupt(
@@ -175,40 +173,69 @@ async function openSegment(fs: LogFs, dir: string, seq: number): Promise<Recover
   }
 }
 
-/** Verifies and replays the records of a segment; returns the offset where they stop. */
-async function scanRecords(segment: RecoveredSegment, replay: Replayer): Promise<number> {
+/**
+ * Verifies and replays the complete writes of a segment; returns the offset just past the last
+ * one. The read buffer always starts at the start of a write, so an incomplete write at its end
+ * is carried into the next read (the buffer grows when one write outsizes it).
+ */
+async function scanWrites(segment: RecoveredSegment, replay: Replayer): Promise<number> {
   const { capacity, file } = segment;
-  let buf = new Uint8Array(Math.min(logRecoveryReadBytes, capacity));
+  let buf = new Uint8Array(Math.min(logRecoveryReadBytes, capacity - segmentHeaderBytes));
   let pos = segmentHeaderBytes;
-  let carry = 0;
-  while (pos < capacity) {
+  let filled = 0;
+  for (;;) {
     const want = Math.min(buf.length, capacity - pos);
-    if (want > carry) await readFully(file, buf.subarray(carry, want), pos + carry);
-    const view = buf.subarray(0, want);
+    if (want > filled) await readFully(file, buf.subarray(filled, want), pos + filled);
+    filled = Math.max(filled, want);
+    const view = buf.subarray(0, filled);
     const result = decodeRecords(view);
-    replay.records(segment, view, result.offsets, result.count, pos);
-    if (result.status === 'ok') {
-      pos += want;
-      carry = 0;
+    const done = completeWrites(view, result.offsets, result.count);
+    replay.records(segment, view, result.offsets, done.records, pos);
+    const atFileEnd = pos + filled >= capacity;
+    const more = result.status === 'ok' || result.status === 'torn';
+    if (done.broken || !more || atFileEnd) return pos + done.end;
+    if (done.end > 0) {
+      buf.copyWithin(0, done.end, filled);
+      filled -= done.end;
+      pos += done.end;
+    } else if (filled === buf.length) {
+      const rest = filled - result.end;
+      const need = rest >= 8 ? result.end + recordHeaderBytes + u32(view, result.end + 4) : 0;
+      const size = Math.min(capacity - pos, Math.max(2 * buf.length, need));
+      const bigger = new Uint8Array(size);
+      bigger.set(view);
+      buf = bigger;
+    }
+  }
+}
+
+/**
+ * Where the complete writes among verified records end: each LogWriteEnd must count the bytes
+ * and records since the previous one. `broken` flags one that does not (the scan stops there).
+ */
+function completeWrites(
+  view: Uint8Array,
+  offsets: Uint32Array,
+  count: number,
+): { end: number; records: number; broken: boolean } {
+  let start = 0;
+  let inWrite = 0;
+  let end = 0;
+  let records = 0;
+  for (let k = 0; k < count; k++) {
+    const o = offsets[k]!;
+    if (view[o + 8] !== RecordType.LogWriteEnd) {
+      inWrite++;
       continue;
     }
-    const end = pos + result.end;
-    if (result.status !== 'torn' || pos + want >= capacity) return end;
-    // The record at `end` continues past this read: carry its start into the next one.
-    const rest = want - result.end;
-    const need = rest >= 8 ? recordHeaderBytes + u32(view, result.end + 4) : 0;
-    if (need > capacity - end) return end;
-    if (need > buf.length) {
-      const bigger = new Uint8Array(need);
-      bigger.set(view.subarray(result.end));
-      buf = bigger;
-    } else {
-      buf.copyWithin(0, result.end, want);
-    }
-    carry = rest;
-    pos = end;
+    const matches = recordIndex(view, o) === o - start && recordTerm(view, o) === inWrite;
+    if (!matches) return { end, records, broken: true };
+    end = o + recordHeaderBytes;
+    records = k + 1;
+    start = end;
+    inWrite = 0;
   }
-  return pos;
+  return { end, records, broken: false };
 }
 
 async function readFully(file: LogFile, into: Uint8Array, position: number): Promise<void> {
@@ -251,39 +278,25 @@ async function inspectTail(segment: RecoveredSegment): Promise<Tail> {
   }
   const region = new Uint8Array(dirtyEnd - end);
   await readFully(file, region, end);
-  const found = findVerifiable(region);
-  if (found === undefined) return { kind: 'torn', dirtyEnd };
-  if (found.lastEnd <= logWriteBytesMax && hasZeroRun(region, found.first)) {
-    return { kind: 'torn', dirtyEnd };
-  }
+  const complete = findCompleteWrite(region);
+  if (complete === undefined) return { kind: 'torn', dirtyEnd };
   return {
     kind: 'corrupt',
-    reason: `a record that does not verify is followed by valid records (at offset ${end + found.first})`,
+    reason: `damaged bytes are followed by a complete write at offset ${end + complete}`,
   };
 }
 
-/** The first start and the furthest end of records that verify anywhere in `region`. */
-function findVerifiable(region: Uint8Array): { first: number; lastEnd: number } | undefined {
-  let first = -1;
-  let lastEnd = 0;
-  for (let p = 1; p + recordHeaderBytes <= region.length; p++) {
-    if (region[p + 8] === 0 || (region[p + 9]! | region[p + 10]! | region[p + 11]!) !== 0) continue;
-    const bytes = recordHeaderBytes + u32(region, p + 4);
-    if (bytes > region.length - p) continue;
-    if (decodeRecords(region.subarray(p, p + bytes), 1).count !== 1) continue;
-    if (first < 0) first = p;
-    lastEnd = Math.max(lastEnd, p + bytes);
+/** The start of the first complete write (records ending in a valid LogWriteEnd) in `region`. */
+function findCompleteWrite(region: Uint8Array): number | undefined {
+  for (let p = 0; p + recordHeaderBytes <= region.length; p++) {
+    if (region[p + 8] !== RecordType.LogWriteEnd || u32(region, p + 4) !== 0) continue;
+    if (decodeRecords(region.subarray(p, p + recordHeaderBytes), 1).count !== 1) continue;
+    const start = p - recordIndex(region, p);
+    if (start < 0) continue;
+    const write = decodeRecords(region.subarray(start, p + recordHeaderBytes));
+    if (write.status === 'ok' && write.count === recordTerm(region, p) + 1) return start;
   }
-  return first < 0 ? undefined : { first, lastEnd };
-}
-
-function hasZeroRun(region: Uint8Array, to: number): boolean {
-  let run = 0;
-  for (let p = 0; p < to; p++) {
-    run = region[p] === 0 ? run + 1 : 0;
-    if (run >= lostSectorZeroBytes) return true;
-  }
-  return false;
+  return undefined;
 }
 
 async function zeroRange(file: LogFile, from: number, to: number): Promise<void> {
@@ -320,12 +333,13 @@ class Replayer {
     let g: GroupState | undefined;
     for (let k = 0; k < count; k++) {
       const o = offsets[k]!;
+      const type = buf[o + 8]!;
+      if (type === RecordType.LogWriteEnd) continue;
       const id = view.getUint32(o + 12, true);
       if (g === undefined || g.id !== id) g = this.group(id);
       const term = view.getUint32(o + 16, true) + view.getUint32(o + 20, true) * 2 ** 32;
       const index = view.getUint32(o + 24, true) + view.getUint32(o + 28, true) * 2 ** 32;
       const bytes = recordHeaderBytes + view.getUint32(o + 4, true);
-      const type = buf[o + 8]!;
       const at = { segment: segment.seq, offset: base + o, bytes };
       if (type === RecordType.EntryNormal || type === RecordType.EntryConfChange) {
         g.index.place(index, segment.seq, base + o, bytes, term);

@@ -9,8 +9,9 @@
  * in chunks; one flusher writes a chunk with one `write` (one `encodeRecords` call), fdatasyncs
  * it, resolves the appends it completed, and takes the next chunk — so appends arriving while a
  * sync is in flight are coalesced into the next write. A chunk stays within one segment and
- * within `logWriteBytesMax`, and an append call that fits both is never split, so one call is
- * atomic on disk. Bytes not yet durable are bounded (`appendQueueBytesMax`, else BUSY).
+ * within `logWriteBytesMax` and ends with a LogWriteEnd record; recovery keeps a chunk whole or
+ * drops it, and an append call that fits one chunk is never split, so such a call is atomic on
+ * disk. Bytes not yet durable are bounded (`appendQueueBytesMax`, else BUSY).
  *
  * Reads are synchronous: recent entries come from a bounded cache (entries not yet written are
  * always cached), older ones are pread from their segment and verified (CRC) on every read.
@@ -18,10 +19,10 @@
  * Space. Each segment counts its live bytes: the records some group still needs (its entries,
  * its latest hard state, snapshot marker and compaction point). Only the oldest segment (the
  * head) is deleted, once nothing in it is live and the records that made it dead are durable.
- * When the log holds more than `logCleanSlackSegments` segments beyond what its live bytes need,
+ * When the log holds more than `cleanSlackSegments` segments beyond what its live bytes need,
  * the head's live records are rewritten forward to the tail (at `rewriteBytesPerSec`), so one
  * idle group cannot pin the disk. Disk use is thus bounded by
- *   ceil(live / (segmentBytes - header)) + logCleanSlackSegments + 2 segments
+ *   ceil(live / (segmentBytes - header)) + cleanSlackSegments + 2 segments
  * (the tail being filled and the next one prepared), as long as the live records of the head can
  * be rewritten at the configured rate. Cleaning runs after each flush, so it needs no timer.
  *
@@ -78,6 +79,8 @@ export interface SegmentedLogOptions {
   cacheBytesMax?: number;
   /** Rate of rewriting live records out of old segments. */
   rewriteBytesPerSec?: number;
+  /** Segments allowed beyond what the live records need before the oldest is cleaned. */
+  cleanSlackSegments?: number;
   /** Milliseconds clock for the rewrite rate (simulated time in the simulator). */
   now?: () => number;
 }
@@ -102,7 +105,11 @@ export interface LogStats {
   rewrittenBytes: number;
 }
 
-/** Records of one write: all in one segment, written with one write and one fdatasync. */
+/**
+ * Records of one write: all in one segment, written with one write and one fdatasync, and ended
+ * by a LogWriteEnd record (added when the chunk is closed) so that recovery keeps it whole or
+ * not at all.
+ */
 interface Chunk {
   segment: number;
   offset: number;
@@ -110,8 +117,6 @@ interface Chunk {
   records: RecordInput[];
   /** Log position just past the chunk. */
   endLsn: number;
-  /** No further records may join (an append call that must stay atomic starts a new chunk). */
-  sealed: boolean;
   /** Records rewritten forward by the cleaner: their new place, applied once written. */
   relocations: Relocation[];
 }
@@ -146,6 +151,7 @@ export class SegmentedLog implements LogStore {
   private readonly segmentBytes: number;
   private readonly queueBytesMax: number;
   private readonly rewriteRate: number;
+  private readonly cleanSlack: number;
   private readonly now: () => number;
   // Log positions (bytes since open). Invariant: syncedLsn <= writtenLsn <= enqueuedLsn.
   private enqueuedLsn = 0;
@@ -155,6 +161,8 @@ export class SegmentedLog implements LogStore {
   private tailSeq: number;
   private tailOffset: number;
   private pending: Chunk[] = [];
+  /** The chunk taking records: the last of `pending`, until closed. */
+  private openChunk: Chunk | undefined;
   private waiters: Waiter[] = [];
   private flusherRunning = false;
   private flusherDone: Promise<void> = Promise.resolve();
@@ -184,6 +192,7 @@ export class SegmentedLog implements LogStore {
     this.queueBytesMax = options.appendQueueBytesMax ?? logAppendQueueBytesMax;
     this.cache = new EntryCache(options.cacheBytesMax ?? logEntryCacheBytesMax);
     this.rewriteRate = options.rewriteBytesPerSec ?? logRewriteBytesPerSec;
+    this.cleanSlack = options.cleanSlackSegments ?? logCleanSlackSegments;
     this.now = options.now ?? (() => performance.now());
     this.tokensAt = this.now();
   }
@@ -356,7 +365,8 @@ export class SegmentedLog implements LogStore {
       bytes += recordHeaderBytes;
       for (const e of w.entries) {
         const record = recordHeaderBytes + e.data.length;
-        if (record > usable || record > logWriteBytesMax) {
+        // The record and its chunk's closing LogWriteEnd must fit a segment and a write.
+        if (record + recordHeaderBytes > Math.min(usable, logWriteBytesMax)) {
           throw new FlotillaError(
             ErrorCode.INVALID_ARGUMENT,
             `an entry of ${e.data.length} B does not fit in a log segment of ` +
@@ -384,12 +394,21 @@ export class SegmentedLog implements LogStore {
         `the log has ${this.enqueuedLsn - this.syncedLsn} B waiting for the disk; retry later`,
       );
     }
+    // Keep the call within one chunk (one write, all or nothing at recovery) when it can be.
+    const fitsFresh = bound + recordHeaderBytes <= this.segmentBytes - segmentHeaderBytes;
     const capacity = this.segments.get(this.tailSeq).capacity;
-    const fitsFresh = bound <= this.segmentBytes - segmentHeaderBytes;
-    if (fitsFresh && this.tailOffset + bound > capacity) this.rotate();
-    const open = this.pending[this.pending.length - 1];
-    if (open !== undefined && bound <= logWriteBytesMax && open.bytes + bound > logWriteBytesMax) {
-      open.sealed = true;
+    if (fitsFresh && this.tailOffset + bound + recordHeaderBytes > capacity) {
+      this.closeChunk();
+      this.rotate();
+    }
+    const open = this.openChunk;
+    const fitsWrite = bound + recordHeaderBytes <= logWriteBytesMax;
+    if (
+      open !== undefined &&
+      fitsWrite &&
+      open.bytes + bound + recordHeaderBytes > logWriteBytesMax
+    ) {
+      this.closeChunk();
     }
   }
 
@@ -476,7 +495,10 @@ export class SegmentedLog implements LogStore {
 
   // ---- Placing records ------------------------------------------------------------------------
 
-  /** Gives a record its place in the stream and queues it; returns where it goes. */
+  /**
+   * Gives a record its place in the stream and queues it; returns where it goes. Every chunk
+   * keeps room for its closing LogWriteEnd record, in its segment and in its write.
+   */
   private emit(
     type: number,
     group: GroupId,
@@ -485,35 +507,59 @@ export class SegmentedLog implements LogStore {
     payload: Uint8Array,
   ): RecordLoc {
     const bytes = recordHeaderBytes + payload.length;
-    while (this.tailOffset + bytes > this.segments.get(this.tailSeq).capacity) this.rotate();
-    let chunk = this.pending[this.pending.length - 1];
-    if (
-      chunk === undefined ||
-      chunk.sealed ||
-      chunk.segment !== this.tailSeq ||
-      chunk.bytes + bytes > logWriteBytesMax
-    ) {
-      chunk = {
-        segment: this.tailSeq,
-        offset: this.tailOffset,
-        bytes: 0,
-        records: [],
-        endLsn: this.enqueuedLsn,
-        sealed: false,
-        relocations: [],
-      };
-      this.pending.push(chunk);
+    const room = bytes + recordHeaderBytes;
+    const open = this.openChunk;
+    const capacity = () => this.segments.get(this.tailSeq).capacity;
+    if (open !== undefined && open.bytes + room > logWriteBytesMax) this.closeChunk();
+    if (this.tailOffset + room > capacity()) {
+      this.closeChunk();
+      while (this.tailOffset + room > capacity()) this.rotate();
     }
+    const chunk = this.openChunk ?? this.startChunk();
     const at = { segment: this.tailSeq, offset: this.tailOffset, bytes };
-    chunk.records.push({ type, group, term, index, payload });
+    this.place(chunk, { type, group, term, index, payload }, bytes);
+    return at;
+  }
+
+  private startChunk(): Chunk {
+    const chunk: Chunk = {
+      segment: this.tailSeq,
+      offset: this.tailOffset,
+      bytes: 0,
+      records: [],
+      endLsn: this.enqueuedLsn,
+      relocations: [],
+    };
+    this.pending.push(chunk);
+    this.openChunk = chunk;
+    return chunk;
+  }
+
+  private place(chunk: Chunk, record: RecordInput, bytes: number): void {
+    chunk.records.push(record);
     chunk.bytes += bytes;
     this.tailOffset += bytes;
     this.enqueuedLsn += bytes;
     chunk.endLsn = this.enqueuedLsn;
-    return at;
+  }
+
+  /** Ends the open chunk with its LogWriteEnd record; no record joins it afterwards. */
+  private closeChunk(): void {
+    const chunk = this.openChunk;
+    if (chunk === undefined) return;
+    this.openChunk = undefined;
+    const end: RecordInput = {
+      type: RecordType.LogWriteEnd,
+      group: 0,
+      term: chunk.records.length,
+      index: chunk.bytes,
+      payload: new Uint8Array(0),
+    };
+    this.place(chunk, end, recordHeaderBytes);
   }
 
   private rotate(): void {
+    assert(this.openChunk === undefined, 'a chunk never spans two segments');
     this.segments.get(this.tailSeq).endLsn = this.enqueuedLsn;
     this.tailSeq++;
     const next =
@@ -544,6 +590,7 @@ export class SegmentedLog implements LogStore {
     await Promise.resolve();
     try {
       while (this.pending.length > 0 && this.failure === undefined) {
+        if (this.pending[0] === this.openChunk) this.closeChunk();
         await this.flushChunk(this.pending.shift()!);
         await this.clean();
       }
@@ -597,6 +644,7 @@ export class SegmentedLog implements LogStore {
           { file: this.dir, cause: err },
         );
     this.pending = [];
+    this.openChunk = undefined;
     for (const w of this.waiters.splice(0)) w.reject(this.failure);
   }
 
@@ -618,7 +666,7 @@ export class SegmentedLog implements LogStore {
     const head = this.segments.headSegment;
     if (head === undefined || head.seq >= this.tailSeq || head.live === 0) return;
     const usable = this.segmentBytes - segmentHeaderBytes;
-    const needed = Math.ceil(this.segments.liveBytes / usable) + logCleanSlackSegments;
+    const needed = Math.ceil(this.segments.liveBytes / usable) + this.cleanSlack;
     if (this.tailSeq - head.seq <= needed) return;
     const now = this.now();
     const refill = ((now - this.tokensAt) / 1000) * this.rewriteRate;
@@ -642,7 +690,7 @@ export class SegmentedLog implements LogStore {
     let taken = 0;
     const copy = (kind: RelocationKind, from: RecordLoc, record: RecordInput, index = 0) => {
       const to = this.emit(record.type, record.group, record.term, record.index, record.payload);
-      this.pending[this.pending.length - 1]!.relocations.push({ group: g, kind, index, from, to });
+      this.openChunk!.relocations.push({ group: g, kind, index, from, to });
       taken += to.bytes;
     };
     const seq = head.seq;

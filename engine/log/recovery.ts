@@ -45,8 +45,10 @@ export interface RecoveredSegment {
   seq: number;
   capacity: number;
   file: LogFile;
-  /** Offset just past its last valid record. */
+  /** Offset just past its last complete write. */
   end: number;
+  /** Offset where verification stopped: `end`, or the first record of a write that failed. */
+  stop: number;
 }
 
 /** The state rebuilt from a log directory. */
@@ -87,21 +89,21 @@ export async function recoverLog(fs: LogFs, dir: string): Promise<RecoveredLog> 
     let torn: { segment: RecoveredSegment; dirtyEnd: number } | undefined;
     for (const segment of segments) {
       const path = join(dir, segmentName(segment.seq));
-      segment.end = await scanWrites(segment, replay);
+      await scanWrites(segment, replay);
       const hasRecords = segment.end > segmentHeaderBytes;
       if (hasRecords && torn !== undefined) {
         throw corrupt(
           join(dir, segmentName(torn.segment.seq)),
-          torn.segment.end,
+          torn.segment.stop,
           `a damaged write is followed by records in the later segment ${path}`,
-          replay.groupAt(torn.segment, torn.segment.end),
+          replay.groupAt(torn.segment, torn.segment.stop),
         );
       }
       if (hasRecords) tailSeq = segment.seq;
       const tail = await inspectTail(segment);
       if (tail.kind === 'corrupt') {
-        const group = replay.groupAt(segment, segment.end);
-        throw corrupt(path, segment.end, tail.reason, group);
+        const group = replay.groupAt(segment, segment.stop);
+        throw corrupt(path, segment.stop, tail.reason, group);
       }
       if (tail.kind === 'torn') torn = { segment, dirtyEnd: tail.dirtyEnd };
     }
@@ -166,7 +168,7 @@ async function openSegment(fs: LogFs, dir: string, seq: number): Promise<Recover
         `the file is ${size} bytes but was created with ${header.capacity} (truncated?)`,
       );
     }
-    return { seq, capacity: header.capacity, file, end: segmentHeaderBytes };
+    return { seq, capacity: header.capacity, file, end: segmentHeaderBytes, stop: 0 };
   } catch (err) {
     await Promise.allSettled([file.close()]);
     throw err;
@@ -174,11 +176,12 @@ async function openSegment(fs: LogFs, dir: string, seq: number): Promise<Recover
 }
 
 /**
- * Verifies and replays the complete writes of a segment; returns the offset just past the last
- * one. The read buffer always starts at the start of a write, so an incomplete write at its end
- * is carried into the next read (the buffer grows when one write outsizes it).
+ * Verifies and replays the complete writes of a segment; sets `end` (just past the last one) and
+ * `stop` (where verification stopped). The read buffer always starts at the start of a write, so
+ * an incomplete write at its end is carried into the next read (the buffer grows when one write
+ * outsizes it).
  */
-async function scanWrites(segment: RecoveredSegment, replay: Replayer): Promise<number> {
+async function scanWrites(segment: RecoveredSegment, replay: Replayer): Promise<void> {
   const { capacity, file } = segment;
   let buf = new Uint8Array(Math.min(logRecoveryReadBytes, capacity - segmentHeaderBytes));
   let pos = segmentHeaderBytes;
@@ -193,7 +196,11 @@ async function scanWrites(segment: RecoveredSegment, replay: Replayer): Promise<
     replay.records(segment, view, result.offsets, done.records, pos);
     const atFileEnd = pos + filled >= capacity;
     const more = result.status === 'ok' || result.status === 'torn';
-    if (done.broken || !more || atFileEnd) return pos + done.end;
+    if (done.broken || !more || atFileEnd) {
+      segment.end = pos + done.end;
+      segment.stop = pos + (done.broken ? done.stop : result.end);
+      return;
+    }
     if (done.end > 0) {
       buf.copyWithin(0, done.end, filled);
       filled -= done.end;
@@ -217,7 +224,7 @@ function completeWrites(
   view: Uint8Array,
   offsets: Uint32Array,
   count: number,
-): { end: number; records: number; broken: boolean } {
+): { end: number; records: number; broken: boolean; stop: number } {
   let start = 0;
   let inWrite = 0;
   let end = 0;
@@ -229,13 +236,13 @@ function completeWrites(
       continue;
     }
     const matches = recordIndex(view, o) === o - start && recordTerm(view, o) === inWrite;
-    if (!matches) return { end, records, broken: true };
+    if (!matches) return { end, records, broken: true, stop: o };
     end = o + recordHeaderBytes;
     records = k + 1;
     start = end;
     inWrite = 0;
   }
-  return { end, records, broken: false };
+  return { end, records, broken: false, stop: 0 };
 }
 
 async function readFully(file: LogFile, into: Uint8Array, position: number): Promise<void> {
@@ -276,7 +283,8 @@ async function inspectTail(segment: RecoveredSegment): Promise<Tail> {
   if (dirtyEnd - end > logWriteBytesMax) {
     return { kind: 'corrupt', reason: `${dirtyEnd - end} damaged bytes exceed one write` };
   }
-  const region = new Uint8Array(dirtyEnd - end);
+  // A complete write ends with a LogWriteEnd whose last bytes may be zeros: look that far.
+  const region = new Uint8Array(Math.min(capacity, dirtyEnd + recordHeaderBytes) - end);
   await readFully(file, region, end);
   const complete = findCompleteWrite(region);
   if (complete === undefined) return { kind: 'torn', dirtyEnd };

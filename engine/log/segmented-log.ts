@@ -77,7 +77,7 @@ export interface SegmentedLogOptions {
   appendQueueBytesMax?: number;
   /** Bytes of recent entries cached for reads. */
   cacheBytesMax?: number;
-  /** Rate of rewriting live records out of old segments. */
+  /** Rate of rewriting live records out of old segments (0 disables rewriting). */
   rewriteBytesPerSec?: number;
   /** Segments allowed beyond what the live records need before the oldest is cleaned. */
   cleanSlackSegments?: number;
@@ -170,7 +170,9 @@ export class SegmentedLog implements LogStore {
   private closing = false;
   private closed = false;
   private writeBuf = new Uint8Array(64 * 1024);
-  private tokens = logRewriteBurstBytes;
+  /** Rewrite budget (token bucket of at most `rewriteBurst` bytes, refilled at the rate). */
+  private tokens: number;
+  private readonly rewriteBurst: number;
   private tokensAt: number;
   /** The cleaner's copies are in flight until the log is written up to here. */
   private rewriteLsn = -1;
@@ -193,6 +195,8 @@ export class SegmentedLog implements LogStore {
     this.cache = new EntryCache(options.cacheBytesMax ?? logEntryCacheBytesMax);
     this.rewriteRate = options.rewriteBytesPerSec ?? logRewriteBytesPerSec;
     this.cleanSlack = options.cleanSlackSegments ?? logCleanSlackSegments;
+    this.rewriteBurst = Math.min(logRewriteBurstBytes, this.rewriteRate);
+    this.tokens = this.rewriteBurst;
     this.now = options.now ?? (() => performance.now());
     this.tokensAt = this.now();
   }
@@ -670,7 +674,7 @@ export class SegmentedLog implements LogStore {
     if (this.tailSeq - head.seq <= needed) return;
     const now = this.now();
     const refill = ((now - this.tokensAt) / 1000) * this.rewriteRate;
-    this.tokens = Math.min(logRewriteBurstBytes, this.tokens + refill);
+    this.tokens = Math.min(this.rewriteBurst, this.tokens + refill);
     this.tokensAt = now;
     let taken = 0;
     for (const id of [...head.groups]) {

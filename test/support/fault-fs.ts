@@ -6,8 +6,8 @@
  * and truncations since the last fdatasync in between; and per directory, the entries a reader
  * sees and the durable ones, with the creates, renames and unlinks since the last directory
  * fsync. `crash()` models a power loss: each file keeps its durable bytes plus a random prefix
- * of its unsynced operations, the first lost write being torn at a random byte (a prefix of it
- * survives, maybe followed by garbage); each directory keeps its durable entries plus a random
+ * of its unsynced operations, the first write after that prefix being lost or torn at a random
+ * byte (a prefix of it survives, maybe followed by garbage); each directory keeps its durable entries plus a random
  * subset of its unsynced operations (POSIX orders none of them before an fsync of the
  * directory), each one atomic. It returns the file system of the restarted machine; the old one
  * fails every call, like the processes that died. mkdir is durable at once.
@@ -149,7 +149,7 @@ class FaultDisk {
         continue;
       }
       let bytes = op.bytes;
-      if (k === kept) bytes = this.tear(bytes);
+      if (k === kept) bytes = this.random.chance(0.5) ? this.tear(bytes) : bytes.subarray(0, 0);
       if (bytes.length > 0) durable = put(durable.buf, durable.size, op.position, bytes);
     }
     inode.durable = durable.buf;

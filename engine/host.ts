@@ -21,8 +21,8 @@ import { FlotillaError } from './errors.js';
 import {
   compactionSlackEntries,
   hostCheckpointMs,
-  proposalTimeoutMs,
   proposalsPendingMax,
+  proposalTimeoutMs,
   raftCommittedBytesPerReadyMax,
   raftElectionTicks,
   raftHeartbeatTicks,
@@ -39,13 +39,7 @@ import {
 } from './limits.js';
 import type { GroupWrite, LogStore } from './log/log-store.js';
 import { RaftNode } from './raft/raft-node.js';
-import type {
-  DroppedProposals,
-  RaftConfig,
-  ReadOnlyOption,
-  Ready,
-  Refusal,
-} from './raft/ready.js';
+import type { DroppedProposals, RaftConfig, ReadOnlyOption, Ready, Refusal } from './raft/ready.js';
 import type { InitialState, RaftStorage } from './raft/storage.js';
 import {
   type ConfState,
@@ -416,9 +410,13 @@ export class NodeHost {
   private groupOf(group: GroupId): HostedGroup {
     const hosted = this.groups.get(group);
     if (hosted === undefined) {
-      throw new FlotillaError('STALE_EPOCH', `shard ${group} is not hosted on node ${this.nodeId}`, {
-        group,
-      });
+      throw new FlotillaError(
+        'STALE_EPOCH',
+        `shard ${group} is not hosted on node ${this.nodeId}`,
+        {
+          group,
+        },
+      );
     }
     return hosted;
   }
@@ -459,7 +457,11 @@ export class NodeHost {
         hosted.reads.delete(key);
         r.reject(readTimeoutError(hosted.id));
       }
-      if (hosted.proposals.size === 0 && hosted.reads.size === 0 && hosted.readyReads.length === 0) {
+      if (
+        hosted.proposals.size === 0 &&
+        hosted.reads.size === 0 &&
+        hosted.readyReads.length === 0
+      ) {
         this.waiting.delete(hosted);
       }
     }
@@ -529,10 +531,7 @@ export class NodeHost {
     );
   }
 
-  private afterPersist(
-    batch: { hosted: HostedGroup; rd: Ready }[],
-    late: ApplyPart[],
-  ): void {
+  private afterPersist(batch: { hosted: HostedGroup; rd: Ready }[], late: ApplyPart[]): void {
     this.writing = undefined;
     if (this.failure !== undefined) return;
     for (const { rd } of batch) this.send(rd.messagesAfterPersist);
@@ -608,11 +607,7 @@ export class NodeHost {
 
   private soleVoter(hosted: HostedGroup): boolean {
     const c = hosted.confState;
-    return (
-      c.voters.length === 1 &&
-      c.voters[0] === this.nodeId &&
-      c.votersOutgoing.length === 0
-    );
+    return c.voters.length === 1 && c.voters[0] === this.nodeId && c.votersOutgoing.length === 0;
   }
 
   private serveReads(hosted: HostedGroup): void {

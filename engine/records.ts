@@ -17,6 +17,12 @@ export const RecordType = {
   CompactionPoint: 5,
   /** The group's log was truncated: entries with index >= `index` are void. */
   Truncation: 6,
+  /**
+   * Ends one write of the node's log (engine/log): `index` = bytes of the write's records before
+   * it, `term` = their count, group 0, no payload. Recovery keeps only writes that end with one,
+   * so a write is all or nothing. Never sent on the wire.
+   */
+  LogWriteEnd: 7,
 } as const;
 
 /** A record type number; see {@link RecordType}. */

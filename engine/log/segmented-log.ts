@@ -1,0 +1,885 @@
+/**
+ * The shared segmented log of a node: every Raft group appends to one stream of CRC-framed
+ * records (wasm/format.ts) cut into segment files, so that one write and one fdatasync make the
+ * entries of every group durable together (group commit across groups, as TiKV's raft-engine and
+ * Dragonboat do).
+ *
+ * Write path. `append` applies a write to the in-memory state at once (reads see it), encodes
+ * nothing yet, and gives each record its place in the stream (segment, offset). Records collect
+ * in chunks; one flusher writes a chunk with one `write` (one `encodeRecords` call), fdatasyncs
+ * it, resolves the appends it completed, and takes the next chunk — so appends arriving while a
+ * sync is in flight are coalesced into the next write. A chunk stays within one segment and
+ * within `logWriteBytesMax` and ends with a LogWriteEnd record; recovery keeps a chunk whole or
+ * drops it, and an append call that fits one chunk is never split, so such a call is atomic on
+ * disk. Bytes not yet durable are bounded (`appendQueueBytesMax`, else BUSY).
+ *
+ * Reads are synchronous: recent entries come from a bounded cache (entries not yet written are
+ * always cached), older ones are pread from their segment and verified (CRC) on every read.
+ *
+ * Space. Each segment counts its live bytes: the records some group still needs (its entries,
+ * its latest hard state, snapshot marker and compaction point). Only the oldest segment (the
+ * head) is deleted, once nothing in it is live and the records that made it dead are durable.
+ * When the log holds more than `cleanSlackSegments` segments beyond what its live bytes need,
+ * the head's live records are rewritten forward to the tail (at `rewriteBytesPerSec`), so one
+ * idle group cannot pin the disk. Disk use is thus bounded by
+ *   ceil(live / (segmentBytes - header)) + cleanSlackSegments + 2 segments
+ * (the tail being filled and the next one prepared), as long as the live records of the head can
+ * be rewritten at the configured rate. Cleaning runs after each flush, so it needs no timer.
+ *
+ * An I/O error on the write path fails the log: pending and later appends reject with IO, and it
+ * must be reopened (after a failed fdatasync the page cache can no longer be trusted).
+ */
+import { join } from 'node:path';
+import {
+  decodeRecords,
+  encodeRecords,
+  type RecordInput,
+  recordGroup,
+  recordHeaderBytes,
+  recordIndex,
+  recordPayload,
+  recordTerm,
+  recordType,
+} from '../../wasm/index.js';
+import { assert } from '../assert.js';
+import { ErrorCode, FlotillaError, isFlotillaError } from '../errors.js';
+import {
+  logAppendQueueBytesMax,
+  logCleanSlackSegments,
+  logEntryCacheBytesMax,
+  logRewriteBurstBytes,
+  logRewriteBytesPerSec,
+  logSegmentBytesDefault,
+  logSegmentBytesMax,
+  logSegmentBytesMin,
+  logWriteBytesMax,
+} from '../limits.js';
+import type { Entry, EntryType, GroupId, HardState, SnapshotMeta } from '../raft/types.js';
+import { RecordType } from '../records.js';
+import { EntryCache } from './entry-cache.js';
+import { encodeConfState, encodeVote, segmentHeaderBytes, segmentName } from './format.js';
+import { type LogFs, nodeLogFs } from './fs.js';
+import { GroupState, type RecordLoc } from './group-state.js';
+import type { GroupWrite, LogStore } from './log-store.js';
+import { type LogOp, planCompact, planTruncate, planWrite } from './plan.js';
+import { recoverLog } from './recovery.js';
+import { type Segment, SegmentTable } from './segments.js';
+
+/** How to open a SegmentedLog. Every field but `dir` has a default from engine/limits.ts. */
+export interface SegmentedLogOptions {
+  /** The log directory (created if missing). */
+  dir: string;
+  /** The file system; the fault-injecting one in tests. */
+  fs?: LogFs;
+  /** Size of new segment files. */
+  segmentBytes?: number;
+  /** Most bytes appended but not yet durable before `append` rejects with BUSY. */
+  appendQueueBytesMax?: number;
+  /** Bytes of recent entries cached for reads. */
+  cacheBytesMax?: number;
+  /** Rate of rewriting live records out of old segments (0 disables rewriting). */
+  rewriteBytesPerSec?: number;
+  /** Segments allowed beyond what the live records need before the oldest is cleaned. */
+  cleanSlackSegments?: number;
+  /** Milliseconds clock for the rewrite rate (simulated time in the simulator). */
+  now?: () => number;
+}
+
+/** Figures about a log, for tests, benchmarks and status. */
+export interface LogStats {
+  /** Segment files, the one being filled and the one prepared ahead included. */
+  segments: number;
+  /** Bytes of records some group still needs. */
+  liveBytes: number;
+  /** Bytes appended but not yet durable. */
+  queuedBytes: number;
+  /** Bytes of entries held by the read cache. */
+  cachedBytes: number;
+  /** Memory of every group's index, by the indexes' own accounting. */
+  indexBytes: number;
+  /** Entries held by every group's index. */
+  indexedEntries: number;
+  /** Chunks written (each with one write and one fdatasync). */
+  flushes: number;
+  /** Bytes of live records rewritten forward by the cleaner. */
+  rewrittenBytes: number;
+}
+
+/**
+ * Records of one write: all in one segment, written with one write and one fdatasync, and ended
+ * by a LogWriteEnd record (added when the chunk is closed) so that recovery keeps it whole or
+ * not at all.
+ */
+interface Chunk {
+  segment: number;
+  offset: number;
+  bytes: number;
+  records: RecordInput[];
+  /** Log position just past the chunk. */
+  endLsn: number;
+  /** Records rewritten forward by the cleaner: their new place, applied once written. */
+  relocations: Relocation[];
+}
+
+type RelocationKind = 'entry' | 'hardState' | 'snapshot' | 'compaction';
+
+interface Relocation {
+  group: GroupState;
+  kind: RelocationKind;
+  /** The entry's index (entries only). */
+  index: number;
+  from: RecordLoc;
+  to: RecordLoc;
+}
+
+interface Waiter {
+  lsn: number;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+const noGroup = new GroupState(0);
+
+function sameLoc(a: RecordLoc | undefined, b: RecordLoc): boolean {
+  return a !== undefined && a.segment === b.segment && a.offset === b.offset;
+}
+
+/** The segmented file log; see the module comment. */
+export class SegmentedLog implements LogStore {
+  private readonly groupsById: Map<GroupId, GroupState>;
+  private readonly cache: EntryCache;
+  private readonly segmentBytes: number;
+  private readonly queueBytesMax: number;
+  private readonly rewriteRate: number;
+  private readonly cleanSlack: number;
+  private readonly now: () => number;
+  // Log positions (bytes since open). Invariant: syncedLsn <= writtenLsn <= enqueuedLsn.
+  private enqueuedLsn = 0;
+  private writtenLsn = 0;
+  private syncedLsn = 0;
+  // Where the next record goes. Invariant: tailOffset <= tail segment's capacity.
+  private tailSeq: number;
+  private tailOffset: number;
+  private pending: Chunk[] = [];
+  /** The chunk taking records: the last of `pending`, until closed. */
+  private openChunk: Chunk | undefined;
+  private waiters: Waiter[] = [];
+  private flusherRunning = false;
+  private flusherDone: Promise<void> = Promise.resolve();
+  private failure: FlotillaError | undefined;
+  private closing = false;
+  private closed = false;
+  private writeBuf = new Uint8Array(64 * 1024);
+  /** Rewrite budget (token bucket of at most `rewriteBurst` bytes, refilled at the rate). */
+  private tokens: number;
+  private readonly rewriteBurst: number;
+  private tokensAt: number;
+  /** The cleaner's copies are in flight until the log is written up to here. */
+  private rewriteLsn = -1;
+  private flushes = 0;
+  private rewrittenBytes = 0;
+
+  private constructor(
+    private readonly fs: LogFs,
+    private readonly dir: string,
+    private readonly segments: SegmentTable,
+    groups: Map<GroupId, GroupState>,
+    tail: { seq: number; offset: number },
+    options: SegmentedLogOptions,
+  ) {
+    this.groupsById = groups;
+    this.tailSeq = tail.seq;
+    this.tailOffset = tail.offset;
+    this.segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
+    this.queueBytesMax = options.appendQueueBytesMax ?? logAppendQueueBytesMax;
+    this.cache = new EntryCache(options.cacheBytesMax ?? logEntryCacheBytesMax);
+    this.rewriteRate = options.rewriteBytesPerSec ?? logRewriteBytesPerSec;
+    this.cleanSlack = options.cleanSlackSegments ?? logCleanSlackSegments;
+    this.rewriteBurst = Math.min(logRewriteBurstBytes, this.rewriteRate);
+    this.tokens = this.rewriteBurst;
+    this.now = options.now ?? (() => performance.now());
+    this.tokensAt = this.now();
+  }
+
+  /** Opens (recovering) or creates the log in `options.dir`. */
+  static async open(options: SegmentedLogOptions): Promise<SegmentedLog> {
+    const segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
+    if (
+      !Number.isInteger(segmentBytes) ||
+      segmentBytes < logSegmentBytesMin ||
+      segmentBytes > logSegmentBytesMax
+    ) {
+      throw new FlotillaError(
+        ErrorCode.INVALID_ARGUMENT,
+        `segmentBytes must be an integer in [${logSegmentBytesMin}, ${logSegmentBytesMax}]`,
+      );
+    }
+    const fs = options.fs ?? nodeLogFs;
+    await fs.mkdir(options.dir);
+    const recovered = await recoverLog(fs, options.dir);
+    const table = new SegmentTable(fs, options.dir);
+    for (const s of recovered.segments) table.adopt(s.seq, s.capacity, s.file);
+    const tailSegment = recovered.segments.find((s) => s.seq === recovered.tailSeq);
+    const tail = { seq: recovered.tailSeq, offset: tailSegment?.end ?? segmentHeaderBytes };
+    if (tailSegment === undefined) {
+      table.declare(tail.seq, segmentBytes);
+      await table.ready(tail.seq);
+    }
+    const log = new SegmentedLog(fs, options.dir, table, recovered.groups, tail, options);
+    log.countLive();
+    return log;
+  }
+
+  // ---- LogStore: writes -----------------------------------------------------------------------
+
+  append(writes: readonly GroupWrite[]): Promise<void> {
+    try {
+      this.checkWritable();
+      let bound = 0;
+      for (const w of writes) bound += this.boundOf(w);
+      this.admit(bound);
+      for (const w of writes) this.applyOps(w.group, planWrite(this.peek(w.group).index, w));
+      return this.durable(this.enqueuedLsn);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  truncateSuffix(group: GroupId, index: number): Promise<void> {
+    return this.control(group, (g) => planTruncate(g.index, index));
+  }
+
+  compact(group: GroupId, index: number): Promise<void> {
+    return this.control(group, (g) => planCompact(g.index, index));
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) {
+      await this.flusherDone;
+      return;
+    }
+    this.closing = true;
+    await this.flusherDone;
+    await this.segments.close();
+    this.closed = true;
+  }
+
+  // ---- LogStore: reads ------------------------------------------------------------------------
+
+  entries(group: GroupId, lo: number, hi: number, maxBytes: number): Entry[] {
+    this.checkReadable();
+    const g = this.peek(group);
+    assert(lo >= g.index.firstIndex, 'entries below firstIndex are compacted');
+    assert(hi <= g.index.lastIndex + 1, 'entries above lastIndex do not exist');
+    const out: Entry[] = [];
+    let bytes = 0;
+    let i = lo;
+    while (i < hi) {
+      const cached = g.cache.get(i);
+      if (cached !== undefined) {
+        bytes += recordHeaderBytes + cached.data.length;
+        if (out.length > 0 && bytes > maxBytes) break;
+        out.push(cached);
+        i++;
+        continue;
+      }
+      const to = i < g.cache.cachedFrom ? Math.min(hi, g.cache.cachedFrom) : hi;
+      const before = out.length;
+      const count = this.readEntries(g, i, to, maxBytes - bytes, out.length === 0, out);
+      if (count === 0) break;
+      for (let k = before; k < out.length; k++) bytes += recordHeaderBytes + out[k]!.data.length;
+      i += count;
+    }
+    return out;
+  }
+
+  term(group: GroupId, index: number): number | undefined {
+    this.checkReadable();
+    return this.peek(group).index.term(index);
+  }
+
+  firstIndex(group: GroupId): number {
+    this.checkReadable();
+    return this.peek(group).index.firstIndex;
+  }
+
+  lastIndex(group: GroupId): number {
+    this.checkReadable();
+    return this.peek(group).index.lastIndex;
+  }
+
+  hardState(group: GroupId): HardState {
+    this.checkReadable();
+    return { ...this.peek(group).hardState };
+  }
+
+  snapshot(group: GroupId): SnapshotMeta | undefined {
+    this.checkReadable();
+    return this.peek(group).snapshot;
+  }
+
+  groups(): GroupId[] {
+    this.checkReadable();
+    const ids: GroupId[] = [];
+    for (const g of this.groupsById.values()) if (!g.isEmpty) ids.push(g.id);
+    return ids.sort((a, b) => a - b);
+  }
+
+  /** Figures about the log. */
+  stats(): LogStats {
+    let indexBytes = 0;
+    let indexedEntries = 0;
+    for (const g of this.groupsById.values()) {
+      indexBytes += g.index.memoryBytes();
+      indexedEntries += g.index.lastIndex - g.index.compactedIndex;
+    }
+    return {
+      segments: this.segments.count,
+      liveBytes: this.segments.liveBytes,
+      queuedBytes: this.enqueuedLsn - this.syncedLsn,
+      cachedBytes: this.cache.cachedBytes,
+      indexBytes,
+      indexedEntries,
+      flushes: this.flushes,
+      rewrittenBytes: this.rewrittenBytes,
+    };
+  }
+
+  // ---- Applying writes ------------------------------------------------------------------------
+
+  private control(group: GroupId, plan: (g: GroupState) => LogOp[]): Promise<void> {
+    try {
+      this.checkWritable();
+      this.admit(2 * recordHeaderBytes);
+      this.applyOps(group, plan(this.peek(group)));
+      return this.durable(this.enqueuedLsn);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The most record bytes a GroupWrite can produce; rejects entries no segment can hold. */
+  private boundOf(w: GroupWrite): number {
+    let bytes = 0;
+    const usable = this.segmentBytes - segmentHeaderBytes;
+    if (w.snapshot !== undefined) {
+      bytes += 2 * recordHeaderBytes + encodeConfState(w.snapshot.conf).length;
+    }
+    if (w.entries !== undefined && w.entries.length > 0) {
+      bytes += recordHeaderBytes;
+      for (const e of w.entries) {
+        const record = recordHeaderBytes + e.data.length;
+        // The record and its chunk's closing LogWriteEnd must fit a segment and a write.
+        if (record + recordHeaderBytes > Math.min(usable, logWriteBytesMax)) {
+          throw new FlotillaError(
+            ErrorCode.INVALID_ARGUMENT,
+            `an entry of ${e.data.length} B does not fit in a log segment of ` +
+              `${this.segmentBytes} B; use smaller entries or larger segments`,
+          );
+        }
+        bytes += record;
+      }
+    }
+    if (w.hardState !== undefined) bytes += recordHeaderBytes + 4;
+    return bytes;
+  }
+
+  /** Refuses a write the queue cannot take, and keeps an append call within one chunk. */
+  private admit(bound: number): void {
+    if (bound > this.queueBytesMax) {
+      throw new FlotillaError(
+        ErrorCode.INVALID_ARGUMENT,
+        `an append of ${bound} B exceeds the log's queue of ${this.queueBytesMax} B; split it`,
+      );
+    }
+    if (this.enqueuedLsn - this.syncedLsn + bound > this.queueBytesMax) {
+      throw new FlotillaError(
+        ErrorCode.BUSY,
+        `the log has ${this.enqueuedLsn - this.syncedLsn} B waiting for the disk; retry later`,
+      );
+    }
+    // Keep the call within one chunk (one write, all or nothing at recovery) when it can be.
+    const fitsFresh = bound + recordHeaderBytes <= this.segmentBytes - segmentHeaderBytes;
+    const capacity = this.segments.get(this.tailSeq).capacity;
+    if (fitsFresh && this.tailOffset + bound + recordHeaderBytes > capacity) {
+      this.closeChunk();
+      this.rotate();
+    }
+    const open = this.openChunk;
+    const fitsWrite = bound + recordHeaderBytes <= logWriteBytesMax;
+    if (
+      open !== undefined &&
+      fitsWrite &&
+      open.bytes + bound + recordHeaderBytes > logWriteBytesMax
+    ) {
+      this.closeChunk();
+    }
+  }
+
+  private applyOps(group: GroupId, ops: LogOp[]): void {
+    if (ops.length === 0) return;
+    const g = this.group(group);
+    for (const op of ops) {
+      switch (op.kind) {
+        case 'snapshot':
+          this.applySnapshot(g, op.meta);
+          break;
+        case 'truncate':
+          this.emit(RecordType.Truncation, g.id, 0, op.from, new Uint8Array(0));
+          g.index.truncateFrom(op.from, this.drop);
+          g.cache.truncateFrom(op.from);
+          break;
+        case 'entries':
+          this.applyEntries(g, op.entries);
+          break;
+        case 'hardState':
+          this.applyHardState(g, op.hardState);
+          break;
+        case 'compact':
+          this.applyCompact(g, op.index);
+          break;
+      }
+    }
+  }
+
+  private applySnapshot(g: GroupState, meta: SnapshotMeta): void {
+    const payload = encodeConfState(meta.conf);
+    const at = this.emit(RecordType.SnapshotMarker, g.id, meta.term, meta.index, payload);
+    if (g.index.lastIndex > meta.index) {
+      this.emit(RecordType.Truncation, g.id, 0, meta.index + 1, new Uint8Array(0));
+      g.index.truncateFrom(meta.index + 1, this.drop);
+    }
+    g.index.compactTo(meta.index, meta.term, this.drop);
+    this.dropLoc(g.snapshotAt);
+    this.dropLoc(g.compactionAt);
+    g.compactionAt = undefined;
+    g.snapshot = meta;
+    g.snapshotAt = this.live(g, at);
+    g.cache.restart(meta.index + 1);
+  }
+
+  private applyEntries(g: GroupState, entries: readonly Entry[]): void {
+    for (const e of entries) {
+      const at = this.emit(e.type, g.id, e.term, e.index, e.data);
+      g.index.append(e.index, at.segment, at.offset, at.bytes, e.term);
+      this.live(g, at);
+      this.cache.add(g.cache, e, this.enqueuedLsn);
+    }
+  }
+
+  private applyHardState(g: GroupState, hs: HardState): void {
+    const at = this.emit(RecordType.HardState, g.id, hs.term, hs.commit, encodeVote(hs.vote));
+    this.dropLoc(g.hardStateAt);
+    g.hardState = { term: hs.term, vote: hs.vote, commit: hs.commit };
+    g.hardStateAt = this.live(g, at);
+  }
+
+  private applyCompact(g: GroupState, index: number): void {
+    const term = g.index.term(index);
+    assert(term !== undefined, 'a compaction point has a known term');
+    const at = this.emit(RecordType.CompactionPoint, g.id, term, index, new Uint8Array(0));
+    this.dropLoc(g.compactionAt);
+    g.compactionAt = this.live(g, at);
+    g.index.compactTo(index, term, this.drop);
+    g.cache.dropThrough(index);
+  }
+
+  private readonly drop = (segment: number, bytes: number): void => {
+    this.segments.dropLive(segment, bytes, this.enqueuedLsn);
+  };
+
+  private dropLoc(at: RecordLoc | undefined): void {
+    if (at !== undefined) this.drop(at.segment, at.bytes);
+  }
+
+  private live(g: GroupState, at: RecordLoc): RecordLoc {
+    this.segments.addLive(at.segment, at.bytes, g.id);
+    return at;
+  }
+
+  // ---- Placing records ------------------------------------------------------------------------
+
+  /**
+   * Gives a record its place in the stream and queues it; returns where it goes. Every chunk
+   * keeps room for its closing LogWriteEnd record, in its segment and in its write.
+   */
+  private emit(
+    type: number,
+    group: GroupId,
+    term: number,
+    index: number,
+    payload: Uint8Array,
+  ): RecordLoc {
+    const bytes = recordHeaderBytes + payload.length;
+    const room = bytes + recordHeaderBytes;
+    const open = this.openChunk;
+    const capacity = () => this.segments.get(this.tailSeq).capacity;
+    if (open !== undefined && open.bytes + room > logWriteBytesMax) this.closeChunk();
+    if (this.tailOffset + room > capacity()) {
+      this.closeChunk();
+      while (this.tailOffset + room > capacity()) this.rotate();
+    }
+    const chunk = this.openChunk ?? this.startChunk();
+    const at = { segment: this.tailSeq, offset: this.tailOffset, bytes };
+    this.place(chunk, { type, group, term, index, payload }, bytes);
+    return at;
+  }
+
+  private startChunk(): Chunk {
+    const chunk: Chunk = {
+      segment: this.tailSeq,
+      offset: this.tailOffset,
+      bytes: 0,
+      records: [],
+      endLsn: this.enqueuedLsn,
+      relocations: [],
+    };
+    this.pending.push(chunk);
+    this.openChunk = chunk;
+    return chunk;
+  }
+
+  private place(chunk: Chunk, record: RecordInput, bytes: number): void {
+    chunk.records.push(record);
+    chunk.bytes += bytes;
+    this.tailOffset += bytes;
+    this.enqueuedLsn += bytes;
+    chunk.endLsn = this.enqueuedLsn;
+  }
+
+  /** Ends the open chunk with its LogWriteEnd record; no record joins it afterwards. */
+  private closeChunk(): void {
+    const chunk = this.openChunk;
+    if (chunk === undefined) return;
+    this.openChunk = undefined;
+    const end: RecordInput = {
+      type: RecordType.LogWriteEnd,
+      group: 0,
+      term: chunk.records.length,
+      index: chunk.bytes,
+      payload: new Uint8Array(0),
+    };
+    this.place(chunk, end, recordHeaderBytes);
+  }
+
+  private rotate(): void {
+    assert(this.openChunk === undefined, 'a chunk never spans two segments');
+    this.segments.get(this.tailSeq).endLsn = this.enqueuedLsn;
+    this.tailSeq++;
+    const next =
+      this.segments.find(this.tailSeq) ?? this.segments.declare(this.tailSeq, this.segmentBytes);
+    this.tailOffset = segmentHeaderBytes;
+    assert(next.capacity > segmentHeaderBytes, 'a segment has room for records');
+  }
+
+  // ---- Flushing -------------------------------------------------------------------------------
+
+  /** Resolves once the log is durable up to `lsn`. */
+  private durable(lsn: number): Promise<void> {
+    if (lsn <= this.syncedLsn) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ lsn, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.flusherRunning || this.failure !== undefined) return;
+    this.flusherRunning = true;
+    this.flusherDone = this.runFlusher();
+  }
+
+  private async runFlusher(): Promise<void> {
+    // Let the appends of the current event-loop turn join the first write.
+    await Promise.resolve();
+    try {
+      while (this.pending.length > 0 && this.failure === undefined) {
+        if (this.pending[0] === this.openChunk) this.closeChunk();
+        await this.flushChunk(this.pending.shift()!);
+        await this.clean();
+      }
+    } catch (err) {
+      this.fail(err);
+    }
+    this.flusherRunning = false;
+  }
+
+  private async flushChunk(chunk: Chunk): Promise<void> {
+    const file = await this.segments.ready(chunk.segment);
+    this.prepareNext(chunk.segment + 1);
+    const data = this.encode(chunk.records);
+    assert(data.length === chunk.bytes, 'a chunk encodes to the bytes it reserved');
+    await file.write(data, chunk.offset);
+    this.writtenLsn = chunk.endLsn;
+    if (chunk.relocations.length > 0) this.applyRelocations(chunk.relocations);
+    this.cache.evict(this.writtenLsn);
+    await file.datasync();
+    this.flushes++;
+    this.syncedLsn = chunk.endLsn;
+    while (this.waiters.length > 0 && this.waiters[0]!.lsn <= this.syncedLsn) {
+      this.waiters.shift()!.resolve();
+    }
+  }
+
+  /** Encodes a chunk with one kernel call and copies it out of kernel memory. */
+  private encode(records: RecordInput[]): Uint8Array {
+    const encoded = encodeRecords(records);
+    if (this.writeBuf.length < encoded.length) {
+      this.writeBuf = new Uint8Array(Math.max(encoded.length, this.writeBuf.length * 2));
+    }
+    this.writeBuf.set(encoded);
+    return this.writeBuf.subarray(0, encoded.length);
+  }
+
+  private prepareNext(seq: number): void {
+    if (this.segments.find(seq) === undefined) this.segments.declare(seq, this.segmentBytes);
+    this.segments.prepare(seq, (err) => this.fail(err));
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure !== undefined) return;
+    const message = err instanceof Error ? err.message : String(err);
+    this.failure = isFlotillaError(err)
+      ? err
+      : new FlotillaError(
+          ErrorCode.IO,
+          `a write to the log in ${this.dir} failed (${message}); the log accepts no more ` +
+            'writes: close it and open it again (every acknowledged write survives)',
+          { file: this.dir, cause: err },
+        );
+    this.pending = [];
+    this.openChunk = undefined;
+    for (const w of this.waiters.splice(0)) w.reject(this.failure);
+  }
+
+  // ---- Cleaning -------------------------------------------------------------------------------
+
+  private async clean(): Promise<void> {
+    for (;;) {
+      const head = this.segments.headSegment;
+      if (head === undefined || head.seq >= this.tailSeq || head.live > 0) break;
+      if (this.syncedLsn < Math.max(head.deadLsn, head.endLsn)) break;
+      await this.segments.deleteHead();
+    }
+    this.rewriteHead();
+  }
+
+  /** Copies live records of the head segment to the tail, within the rate budget. */
+  private rewriteHead(): void {
+    if (this.writtenLsn < this.rewriteLsn || this.closing) return;
+    const head = this.segments.headSegment;
+    if (head === undefined || head.seq >= this.tailSeq || head.live === 0) return;
+    const usable = this.segmentBytes - segmentHeaderBytes;
+    const needed = Math.ceil(this.segments.liveBytes / usable) + this.cleanSlack;
+    if (this.tailSeq - head.seq <= needed) return;
+    const now = this.now();
+    const refill = ((now - this.tokensAt) / 1000) * this.rewriteRate;
+    this.tokens = Math.min(this.rewriteBurst, this.tokens + refill);
+    this.tokensAt = now;
+    let taken = 0;
+    for (const id of [...head.groups]) {
+      if (taken >= this.tokens) break;
+      const g = this.groupsById.get(id);
+      const copied = g === undefined ? 0 : this.copyGroup(g, head, this.tokens - taken);
+      if (copied === 0) head.groups.delete(id);
+      taken += copied;
+    }
+    this.tokens -= taken;
+    this.rewrittenBytes += taken;
+    if (taken > 0) this.rewriteLsn = this.enqueuedLsn;
+  }
+
+  /** Queues copies of a group's live records in `head` (up to about `budget` bytes). */
+  private copyGroup(g: GroupState, head: Segment, budget: number): number {
+    let taken = 0;
+    const copy = (kind: RelocationKind, from: RecordLoc, record: RecordInput, index = 0) => {
+      const to = this.emit(record.type, record.group, record.term, record.index, record.payload);
+      this.openChunk!.relocations.push({ group: g, kind, index, from, to });
+      taken += to.bytes;
+    };
+    const seq = head.seq;
+    const snap = g.snapshot;
+    if (g.snapshotAt?.segment === seq && snap !== undefined) {
+      const payload = encodeConfState(snap.conf);
+      copy('snapshot', g.snapshotAt, this.record(RecordType.SnapshotMarker, g, snap, payload));
+    }
+    if (g.compactionAt?.segment === seq) {
+      const index = g.index.compactedIndex;
+      const term = g.index.term(index)!;
+      const mark = { index, term };
+      copy('compaction', g.compactionAt, this.record(RecordType.CompactionPoint, g, mark));
+    }
+    if (g.hardStateAt?.segment === seq) {
+      const hs = g.hardState;
+      const mark = { index: hs.commit, term: hs.term };
+      copy(
+        'hardState',
+        g.hardStateAt,
+        this.record(RecordType.HardState, g, mark, encodeVote(hs.vote)),
+      );
+    }
+    const ranges: [number, number][] = [];
+    g.index.rangesIn(seq, (from, to) => ranges.push([from, to]));
+    for (const [from, to] of ranges) {
+      let i = from;
+      while (i <= to && taken < budget) {
+        const block: Entry[] = [];
+        const cached = g.cache.get(i);
+        if (cached !== undefined) block.push(cached);
+        else this.readEntries(g, i, to + 1, budget - taken, true, block);
+        for (const e of block) {
+          const at = g.index;
+          const loc = { segment: seq, offset: at.offset(e.index), bytes: at.length(e.index) };
+          const record = {
+            type: e.type,
+            group: g.id,
+            term: e.term,
+            index: e.index,
+            payload: e.data,
+          };
+          copy('entry', loc, record, e.index);
+        }
+        i += block.length;
+      }
+    }
+    return taken;
+  }
+
+  private record(
+    type: number,
+    g: GroupState,
+    mark: { index: number; term: number },
+    payload: Uint8Array = new Uint8Array(0),
+  ): RecordInput {
+    return { type, group: g.id, term: mark.term, index: mark.index, payload };
+  }
+
+  private applyRelocations(relocations: readonly Relocation[]): void {
+    for (const r of relocations) {
+      const g = r.group;
+      let moved = false;
+      switch (r.kind) {
+        case 'entry':
+          moved = g.index.relocate(
+            r.index,
+            r.from.segment,
+            r.from.offset,
+            r.to.segment,
+            r.to.offset,
+          );
+          break;
+        case 'hardState':
+          moved = sameLoc(g.hardStateAt, r.from);
+          if (moved) g.hardStateAt = r.to;
+          break;
+        case 'snapshot':
+          moved = sameLoc(g.snapshotAt, r.from);
+          if (moved) g.snapshotAt = r.to;
+          break;
+        case 'compaction':
+          moved = sameLoc(g.compactionAt, r.from);
+          if (moved) g.compactionAt = r.to;
+          break;
+      }
+      if (moved) {
+        this.live(g, r.to);
+        this.drop(r.from.segment, r.from.bytes);
+      }
+    }
+  }
+
+  // ---- Reading --------------------------------------------------------------------------------
+
+  /**
+   * Reads entries from..to-1 from disk while they lie back to back in one segment and fit in
+   * `budget` bytes (the first one regardless, with `atLeastOne`); verifies every record against
+   * what the index expects and appends the entries to `out`.
+   */
+  private readEntries(
+    g: GroupState,
+    from: number,
+    to: number,
+    budget: number,
+    atLeastOne: boolean,
+    out: Entry[],
+  ): number {
+    const index = g.index;
+    const seq = index.segment(from);
+    const start = index.offset(from);
+    let end = start;
+    let i = from;
+    while (i < to && index.segment(i) === seq && index.offset(i) === end) {
+      const len = index.length(i);
+      if ((i > from || !atLeastOne) && end - start + len > budget) break;
+      end += len;
+      i++;
+    }
+    if (i === from) return 0;
+    const file = this.segments.get(seq).file;
+    assert(file !== undefined, 'an entry not yet written is cached');
+    const buf = new Uint8Array(end - start);
+    const path = join(this.dir, segmentName(seq));
+    const fail = (at: number, what: string) =>
+      new FlotillaError(
+        ErrorCode.CORRUPT_LOG,
+        `log segment ${path} is corrupt at offset ${at} (group ${g.id}): ${what}. Restore ` +
+          'this node from a replica',
+        { file: path, offset: at, group: g.id },
+      );
+    if (file.readSync(buf, start) !== buf.length) throw fail(start, 'the file is short');
+    const result = decodeRecords(buf);
+    if (result.status !== 'ok' || result.count !== i - from) {
+      const why = result.reason ?? result.status;
+      throw fail(start + result.end, `a record fails verification (${why})`);
+    }
+    for (let k = 0; k < result.count; k++) {
+      const o = result.offsets[k]!;
+      const at = from + k;
+      const type = recordType(buf, o);
+      const term = recordTerm(buf, o);
+      const matches =
+        recordGroup(buf, o) === g.id &&
+        recordIndex(buf, o) === at &&
+        term === index.term(at) &&
+        (type === RecordType.EntryNormal || type === RecordType.EntryConfChange);
+      if (!matches) throw fail(start + o, `the record is not entry ${at} the index expects`);
+      out.push({ term, index: at, type: type as EntryType, data: recordPayload(buf, o) });
+    }
+    return i - from;
+  }
+
+  // ---- Groups ---------------------------------------------------------------------------------
+
+  private peek(group: GroupId): GroupState {
+    return this.groupsById.get(group) ?? noGroup;
+  }
+
+  private group(group: GroupId): GroupState {
+    assert(Number.isInteger(group) && group >= 0 && group <= 0xffffffff, 'a group id is a u32');
+    let g = this.groupsById.get(group);
+    if (g === undefined) {
+      g = new GroupState(group);
+      this.groupsById.set(group, g);
+    }
+    return g;
+  }
+
+  /** Rebuilds the segments' live bytes from the recovered groups. */
+  private countLive(): void {
+    for (const g of this.groupsById.values()) {
+      g.index.bytesBySegment((seq, bytes) => this.segments.addLive(seq, bytes, g.id));
+      for (const at of [g.hardStateAt, g.snapshotAt, g.compactionAt]) {
+        if (at !== undefined) this.live(g, at);
+      }
+    }
+  }
+
+  private checkWritable(): void {
+    if (this.closing) throw new FlotillaError(ErrorCode.CLOSED, 'the log is closed; open it again');
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private checkReadable(): void {
+    if (this.closed) throw new FlotillaError(ErrorCode.CLOSED, 'the log is closed; open it again');
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * The segment files of a log and what is known about each: how many of its bytes are live
+ * records, which groups wrote to it, and when it may be deleted. Segments form a contiguous
+ * sequence; only the oldest (the head) is ever deleted, so that a missing file in the middle
+ * always means damage. A new segment is created as `<seq>.seg.tmp` (header written, size set,
+ * synced), then renamed to `<seq>.seg` and the directory synced, so a `.seg` file always has a
+ * complete header.
+ */
+import { join } from 'node:path';
+import { assert } from '../assert.js';
+import { ErrorCode, FlotillaError } from '../errors.js';
+import type { GroupId } from '../raft/types.js';
+import { encodeSegmentHeader, segmentName, segmentTempSuffix } from './format.js';
+import type { LogFile, LogFs } from './fs.js';
+
+/** One segment file and its bookkeeping. */
+export class Segment {
+  /** The open file, once created. */
+  file: LogFile | undefined;
+  /** Bytes of live records (needed to rebuild some group's state). */
+  live = 0;
+  /** Groups that have (or had) live records here; pruned when the cleaner visits. */
+  readonly groups = new Set<GroupId>();
+  /** Log position at which the last live record here died: deletable once that is durable. */
+  deadLsn = 0;
+  /** Log position just past the last record allocated here (set when the tail moves on). */
+  endLsn = 0;
+
+  constructor(
+    readonly seq: number,
+    readonly capacity: number,
+  ) {}
+}
+
+/** The segments of one log, head (oldest) to tail. */
+export class SegmentTable {
+  private readonly bySeq = new Map<number, Segment>();
+  private readonly creating = new Map<number, Promise<LogFile>>();
+  /** Files of segments whose creation failed, closed with the rest. */
+  private readonly abandoned: LogFile[] = [];
+  private head = 0;
+  private liveTotal = 0;
+
+  constructor(
+    private readonly fs: LogFs,
+    private readonly dir: string,
+  ) {}
+
+  /** Adds a segment whose file is already open (from recovery). */
+  adopt(seq: number, capacity: number, file: LogFile): Segment {
+    const segment = this.declare(seq, capacity);
+    segment.file = file;
+    return segment;
+  }
+
+  /** Registers a segment that will be created before anything is written to it. */
+  declare(seq: number, capacity: number): Segment {
+    assert(!this.bySeq.has(seq), 'a segment is declared once');
+    if (this.bySeq.size === 0) this.head = seq;
+    else assert(this.bySeq.has(seq - 1), 'segments are declared in sequence');
+    const segment = new Segment(seq, capacity);
+    this.bySeq.set(seq, segment);
+    return segment;
+  }
+
+  /** The segment `seq`, which must exist. */
+  get(seq: number): Segment {
+    const segment = this.bySeq.get(seq);
+    assert(segment !== undefined, 'the segment exists');
+    return segment;
+  }
+
+  /** The segment `seq`, if declared. */
+  find(seq: number): Segment | undefined {
+    return this.bySeq.get(seq);
+  }
+
+  /** The oldest segment. */
+  get headSegment(): Segment | undefined {
+    return this.bySeq.get(this.head);
+  }
+
+  /** Number of segments declared (files, plus at most the next one being created). */
+  get count(): number {
+    return this.bySeq.size;
+  }
+
+  /** Live bytes over every segment. */
+  get liveBytes(): number {
+    return this.liveTotal;
+  }
+
+  /** Records `bytes` of live records of `group` in segment `seq`. */
+  addLive(seq: number, bytes: number, group: GroupId): void {
+    const segment = this.get(seq);
+    segment.live += bytes;
+    segment.groups.add(group);
+    this.liveTotal += bytes;
+  }
+
+  /** Records that `bytes` of live records in `seq` died once the log reached `lsn`. */
+  dropLive(seq: number, bytes: number, lsn: number): void {
+    const segment = this.get(seq);
+    assert(segment.live >= bytes, 'a segment never loses more live bytes than it holds');
+    segment.live -= bytes;
+    this.liveTotal -= bytes;
+    if (segment.live === 0) segment.deadLsn = lsn;
+  }
+
+  /** The open file of segment `seq`, creating it first if needed. */
+  async ready(seq: number): Promise<LogFile> {
+    const segment = this.get(seq);
+    if (segment.file !== undefined) return segment.file;
+    let pending = this.creating.get(seq);
+    if (pending === undefined) {
+      pending = this.create(segment);
+      this.creating.set(seq, pending);
+    }
+    return pending;
+  }
+
+  /** Starts creating segment `seq` ahead of need; a failure is reported to `onError`. */
+  prepare(seq: number, onError: (err: unknown) => void): void {
+    const segment = this.find(seq);
+    if (segment === undefined || segment.file !== undefined || this.creating.has(seq)) return;
+    this.ready(seq).catch(onError);
+  }
+
+  /** Deletes the head segment: closes it, unlinks it, syncs the directory. */
+  async deleteHead(): Promise<void> {
+    const segment = this.get(this.head);
+    assert(segment.live === 0, 'only a dead segment is deleted');
+    assert(segment.file !== undefined, 'a deleted segment was created');
+    this.bySeq.delete(segment.seq);
+    this.head = segment.seq + 1;
+    await segment.file.close();
+    await this.fs.unlink(join(this.dir, segmentName(segment.seq)));
+    await this.fs.syncDir(this.dir);
+  }
+
+  /** Waits for segments being created, then closes every file. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.creating.values()]);
+    for (const file of this.abandoned.splice(0)) await file.close();
+    for (const segment of this.bySeq.values()) {
+      const file = segment.file;
+      segment.file = undefined;
+      if (file !== undefined) await file.close();
+    }
+  }
+
+  private async create(segment: Segment): Promise<LogFile> {
+    const name = segmentName(segment.seq);
+    const temp = join(this.dir, `${name.slice(0, -4)}${segmentTempSuffix}`);
+    let file: LogFile | undefined;
+    try {
+      file = await this.fs.open(temp, true);
+      await file.write(encodeSegmentHeader(segment.seq, segment.capacity), 0);
+      await file.truncate(segment.capacity);
+      await file.datasync();
+      await this.fs.rename(temp, join(this.dir, name));
+      await this.fs.syncDir(this.dir);
+      segment.file = file;
+      return file;
+    } catch (err) {
+      if (file !== undefined) this.abandoned.push(file);
+      throw new FlotillaError(
+        ErrorCode.IO,
+        `creating log segment ${name} failed: ${(err as Error).message}; check the disk and ` +
+          'free space, then reopen the log',
+        { file: join(this.dir, name), cause: err },
+      );
+    } finally {
+      this.creating.delete(segment.seq);
+    }
+  }
+}

@@ -641,9 +641,9 @@ export class NodeHost {
     if (this.transport === undefined) return;
     const byPeer = new Map<NodeId, Message[]>();
     for (const m of messages) {
-      let list = byPeer.get(m.to);
-      if (list === undefined) byPeer.set(m.to, (list = []));
-      list.push(m);
+      const list = byPeer.get(m.to);
+      if (list === undefined) byPeer.set(m.to, [m]);
+      else list.push(m);
     }
     for (const [to, list] of byPeer) this.transport.send(to, list);
   }

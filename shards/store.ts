@@ -63,7 +63,10 @@ export class EmbeddedStore {
     }
     const shards = options.shards;
     if (shards !== undefined && (!Number.isInteger(shards) || shards < 1 || shards > shardsMax)) {
-      throw new FlotillaError('INVALID_ARGUMENT', `shards must be an integer from 1 to ${shardsMax}`);
+      throw new FlotillaError(
+        'INVALID_ARGUMENT',
+        `shards must be an integer from 1 to ${shardsMax}`,
+      );
     }
     const nodeDir = openNodeDir(options.dir, { nodeId: embeddedNodeId, shards });
     const count = nodeDir.identity.shards;
@@ -108,12 +111,14 @@ export class EmbeddedStore {
         continue;
       }
       pending.push(
-        this.host.whenLeader(shard).then(() =>
-          this.host.propose(
-            shard,
-            encodeCommand({ type: 'shardRange', hashLow: range.start, hashHigh: range.end }),
+        this.host
+          .whenLeader(shard)
+          .then(() =>
+            this.host.propose(
+              shard,
+              encodeCommand({ type: 'shardRange', hashLow: range.start, hashHigh: range.end }),
+            ),
           ),
-        ),
       );
     }
     await Promise.all(pending);
@@ -207,7 +212,10 @@ export class EmbeddedStore {
       throw new FlotillaError('INVALID_ARGUMENT', 'batch needs a non-empty array of operations');
     }
     if (ops.length > batchOpsMax) {
-      throw new FlotillaError('INVALID_ARGUMENT', `a batch holds at most ${batchOpsMax} operations`);
+      throw new FlotillaError(
+        'INVALID_ARGUMENT',
+        `a batch holds at most ${batchOpsMax} operations`,
+      );
     }
     let shard = 0;
     const encoded = ops.map((op, i) => {

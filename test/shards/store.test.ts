@@ -6,7 +6,7 @@ import { type FlotillaError, isFlotillaError } from '../../engine/errors.js';
 import { keyBytesMax, valueBytesMax } from '../../engine/limits.js';
 import { Flotilla } from '../../shards/index.js';
 import type { EmbeddedStore } from '../../shards/store.js';
-import type { WatchEvent } from '../../shards/types.js';
+import type { Value, WatchEvent } from '../../shards/types.js';
 
 const dirs: string[] = [];
 const stores: EmbeddedStore[] = [];
@@ -169,7 +169,7 @@ describe('the embedded store: batches and user commands', () => {
 
   it('runs a user command inside the apply transaction of its shard', async () => {
     const db = await openStore();
-    db.defineCommand('transfer', (tx, _key, args) => {
+    db.defineCommand('transfer', (tx, _key, args): Value => {
       const { from, to, amount } = args as { from: string; to: string; amount: number };
       const balance = (tx.get(from) as number | undefined) ?? 0;
       if (balance < amount) return { ok: false, balance };

@@ -5,7 +5,8 @@
  * are tunables: changing one is safe across restarts. The relations between them are checked
  * when this module loads.
  */
-import { recordPayloadBytesMax } from '../wasm/format.js';
+import { recordHeaderBytes, recordPayloadBytesMax } from '../wasm/format.js';
+import { kernelWindowBytes, kernelWindowBytesMin } from '../wasm/kernel-limits.js';
 import { assert } from './assert.js';
 
 // ---- Hard: on-disk format --------------------------------------------------------------------
@@ -24,7 +25,19 @@ export const batchOpsMax = 1024;
 /** Largest encoded command (one proposal) in bytes: a full batch must fit. */
 export const commandBytesMax = 8 * 1024 * 1024;
 
+// ---- Soft: WASM kernels (defined in wasm/kernel-limits.ts: wasm/ imports nothing from engine/) --
+
+export {
+  kernelCrcChunkBytes,
+  kernelInPlaceBytesMin,
+  kernelWindowBytes,
+  kernelWindowBytesMin,
+} from '../wasm/kernel-limits.js';
+
 // ---- Checked relations -------------------------------------------------------------------------
 
 assert(commandBytesMax <= recordPayloadBytesMax, 'a command must fit in one record');
 assert(valueBytesMax + keyBytesMax < commandBytesMax, 'a single put must fit in one command');
+assert(kernelWindowBytesMin >= recordHeaderBytes, 'a kernel window must hold a record header');
+assert(kernelWindowBytes >= kernelWindowBytesMin, 'the default kernel window is too small');
+assert(kernelWindowBytes % 16 === 0, 'kernel windows are multiples of 16 bytes');

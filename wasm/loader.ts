@@ -3,13 +3,13 @@
  * functions with the reference twins' semantics.
  *
  * Kernel memory: below `heapBase()` sit the kernels' tables; everything above is an arena this
- * file reuses on every call (see `WasmKernels`). A kernel reads its input from the arena (one
- * `TypedArray.set` copies it in) or, when the input already is a view over kernel memory, in
- * place. CRC and decode inputs stream through a fixed window, so verifying a 64 MiB segment
- * needs no more memory than verifying 1 MiB; encode output and hash batches grow the memory
- * to fit. Growing detaches every view over the old buffer, so views are re-derived after each
- * growth and callers get one rule: a buffer returned by `encodeRecords` is valid until the next
- * call into any kernel.
+ * file reuses on every call. A kernel reads its input from the arena (one `TypedArray.set`
+ * copies it in) or, when the input already is a view over kernel memory, where it lies. CRC
+ * and decode inputs stream through a fixed window, so verifying a 64 MiB segment needs no more
+ * memory than verifying 1 MiB; encode output and hash batches grow memory to fit. Growing
+ * detaches every view over the old buffer, so views are re-derived after each growth, and
+ * callers get one rule: a buffer returned by `encodeRecords` is valid until the next call into
+ * any kernel (it may be that call's input).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -25,14 +25,13 @@ import {
   type RecordInput,
   recordHeaderBytes,
 } from './format.js';
+import {
+  kernelCrcChunkBytes,
+  kernelInPlaceBytesMin,
+  kernelWindowBytes,
+  kernelWindowBytesMin,
+} from './kernel-limits.js';
 
-/** Default bytes staged per kernel pass for CRC and decode inputs (a soft tunable). */
-export const kernelWindowBytes = 1024 * 1024;
-/** Smallest window the loader accepts: a record header must always fit. */
-export const kernelWindowBytesMin = 64;
-
-/** Inputs at least this long are read in place when they already live in kernel memory. */
-const inPlaceBytesMin = 4096;
 const pageBytes = 64 * 1024;
 const descriptorBytes = 32;
 const resultBytes = 16;
@@ -139,6 +138,15 @@ function u32At(buf: Uint8Array, offset: number): number {
   );
 }
 
+/** `at` rounded up to a multiple of `align` (a power of two up to 2^32; exact to 2^53). */
+function alignUp(at: number, align: number): number {
+  return at + (-at & (align - 1));
+}
+
+function payloadOf(r: RecordInput): Uint8Array {
+  return r.payload;
+}
+
 function decodeResult(
   count: number,
   offsets: Uint32Array,
@@ -185,6 +193,8 @@ export class WasmKernels {
   /** Start of the arena, 64-byte aligned. */
   private readonly base: number;
   private readonly window: number;
+  /** Bytes staged per CRC kernel call: small enough that the staged copy stays in cache. */
+  private readonly crcChunk: number;
   // The current memory buffer and views over it; re-derived by `ensure` whenever memory grows
   // (nothing else grows it: kernels never allocate). Caching the buffer matters: the
   // `memory.buffer` getter costs more than a short kernel call.
@@ -197,6 +207,7 @@ export class WasmKernels {
 
   constructor(options: KernelOptions = {}) {
     const window = options.windowBytes ?? kernelWindowBytes;
+    // A multiple of 16 keeps the decode scratch after a window's input aligned inside it.
     if (!Number.isInteger(window) || window < kernelWindowBytesMin || window % 16 !== 0) {
       throw new RangeError(
         `windowBytes must be a multiple of 16 and at least ${kernelWindowBytesMin}`,
@@ -206,6 +217,7 @@ export class WasmKernels {
     this.memory = this.k.memory;
     this.base = this.k.heapBase();
     this.window = window;
+    this.crcChunk = Math.min(window, kernelCrcChunkBytes);
     this.buffer = this.memory.buffer;
     this.u8 = new Uint8Array(this.buffer);
     this.u32 = new Uint32Array(this.buffer);
@@ -217,40 +229,69 @@ export class WasmKernels {
   private ensure(end: number): void {
     const have = this.buffer.byteLength;
     if (end <= have) return;
-    this.memory.grow(Math.ceil((end - have) / pageBytes));
+    try {
+      this.memory.grow(Math.ceil((end - have) / pageBytes));
+    } catch (err) {
+      throw new RangeError(`kernel memory cannot grow to ${end} bytes (from ${have})`, {
+        cause: err,
+      });
+    }
     this.buffer = this.memory.buffer;
     this.u8 = new Uint8Array(this.buffer);
     this.u32 = new Uint32Array(this.buffer);
   }
 
-  /** Start of `bytes` of arena clear of the live encode output, which it then forgets. */
-  private stageClear(bytes: number): number {
+  /**
+   * Start of `bytes` of arena clear of the live encode output, which it then forgets. The range
+   * may run past the end of memory: the caller grows it (see `growFor`).
+   */
+  private clearStart(bytes: number): number {
     const fitsBelow = this.liveEnd === 0 || this.base + bytes <= this.liveStart;
-    const start = fitsBelow ? this.base : (this.liveEnd + 63) & ~63;
-    this.ensure(start + bytes);
+    const start = fitsBelow ? this.base : alignUp(this.liveEnd, 64);
     this.liveStart = 0;
     this.liveEnd = 0;
     return start;
   }
 
-  /** Whether `data` is a view over kernel memory (`.buffer` costs ~15 ns: ask only when big). */
+  /**
+   * Grows memory to `end` for a call that still has to copy `inputs` in. Growth detaches views
+   * over kernel memory, so those inputs are copied out first; returns the inputs to read.
+   */
+  private growFor(end: number, inputs: readonly Uint8Array[]): readonly Uint8Array[] {
+    const safe = inputs.map((input) => (this.inKernelMemory(input) ? input.slice() : input));
+    this.ensure(end);
+    return safe;
+  }
+
+  /** Whether `data` is a view over kernel memory. */
   private inKernelMemory(data: Uint8Array): boolean {
     return data.buffer === this.buffer;
   }
 
+  /**
+   * Whether a single input should be read where it lies. Any input longer than the window must
+   * be (staging it would overwrite it); shorter ones are asked from `kernelInPlaceBytesMin` on,
+   * and the rest are simply copied, which one `set` does correctly even for overlapping ranges.
+   */
+  private readInPlace(data: Uint8Array): boolean {
+    const len = data.length;
+    return (len >= kernelInPlaceBytesMin || len > this.window) && this.inKernelMemory(data);
+  }
+
   /** CRC32C of `data`, continuing from `seed` (0 to start). */
   crc32c(data: Uint8Array, seed = 0): number {
-    const len = data.length;
     this.liveEnd = this.liveStart = 0;
-    if (len <= this.window && len < inPlaceBytesMin) {
+    const len = data.length;
+    if (this.readInPlace(data)) return this.k.crc32c(data.byteOffset, len, seed) >>> 0;
+    const chunk = this.crcChunk;
+    if (len <= chunk) {
       this.u8.set(data, this.base);
       return this.k.crc32c(this.base, len, seed) >>> 0;
     }
-    if (this.inKernelMemory(data)) return this.k.crc32c(data.byteOffset, len, seed) >>> 0;
     let crc = seed;
-    for (let at = 0; at < len; at += this.window) {
-      const n = Math.min(this.window, len - at);
-      this.u8.set(at === 0 && n === len ? data : data.subarray(at, at + n), this.base);
+    for (let at = 0; at < len; at += chunk) {
+      const n = Math.min(chunk, len - at);
+      this.u8.set(data.subarray(at, at + n), this.base);
       crc = this.k.crc32c(this.base, n, crc);
     }
     return crc >>> 0;
@@ -258,11 +299,9 @@ export class WasmKernels {
 
   /** xxHash32 of `key` with `seed`. */
   hashKey(key: Uint8Array, seed = 0): number {
-    const len = key.length;
     this.liveEnd = this.liveStart = 0;
-    if (len > this.window && this.inKernelMemory(key)) {
-      return this.k.xxh32(key.byteOffset, len, seed) >>> 0;
-    }
+    const len = key.length;
+    if (this.readInPlace(key)) return this.k.xxh32(key.byteOffset, len, seed) >>> 0;
     this.ensure(this.base + len);
     this.u8.set(key, this.base);
     return this.k.xxh32(this.base, len, seed) >>> 0;
@@ -273,7 +312,10 @@ export class WasmKernels {
     const n = keys.length;
     let total = 0;
     for (let i = 0; i < n; i++) total += keys[i]!.length;
-    const bounds = this.stageClear((n + 1) * 4 + n * 4 + total);
+    const need = (n + 1) * 4 + n * 4 + total;
+    const bounds = this.clearStart(need);
+    const sources =
+      bounds + need > this.buffer.byteLength ? this.growFor(bounds + need, keys) : keys;
     const out = bounds + (n + 1) * 4;
     const bytes = out + n * 4;
     const u8 = this.u8;
@@ -282,7 +324,7 @@ export class WasmKernels {
     let at = 0;
     u32[b++] = 0;
     for (let i = 0; i < n; i++) {
-      const key = keys[i]!;
+      const key = sources[i]!;
       u8.set(key, bytes + at);
       at += key.length;
       u32[b++] = at;
@@ -303,7 +345,12 @@ export class WasmKernels {
       checkRecordInput(r);
       total += recordHeaderBytes + r.payload.length;
     }
-    const desc = this.stageClear(n * descriptorBytes + total);
+    const need = n * descriptorBytes + total;
+    const desc = this.clearStart(need);
+    let payloads: readonly Uint8Array[] | undefined;
+    if (desc + need > this.buffer.byteLength) {
+      payloads = this.growFor(desc + need, records.map(payloadOf));
+    }
     const out = desc + n * descriptorBytes;
     const u8 = this.u8;
     const u32 = this.u32;
@@ -311,17 +358,17 @@ export class WasmKernels {
     let at = out + recordHeaderBytes;
     for (let i = 0; i < n; i++) {
       const r = records[i]!;
-      const length = r.payload.length;
+      const payload = payloads === undefined ? r.payload : payloads[i]!;
       u32[d] = r.type;
       u32[d + 1] = r.group;
       u32[d + 2] = r.term >>> 0;
       u32[d + 3] = (r.term / 2 ** 32) >>> 0;
       u32[d + 4] = r.index >>> 0;
       u32[d + 5] = (r.index / 2 ** 32) >>> 0;
-      u32[d + 6] = length;
-      u8.set(r.payload, at);
+      u32[d + 6] = payload.length;
+      u8.set(payload, at);
       d += descriptorBytes >>> 2;
-      at += length + recordHeaderBytes;
+      at += payload.length + recordHeaderBytes;
     }
     this.k.encode(desc, n, out);
     this.liveStart = out;
@@ -331,25 +378,26 @@ export class WasmKernels {
 
   /** Verifies the records at the start of `buf`; the reference's `decodeRecords` semantics. */
   decodeRecords(buf: Uint8Array, recordsMax = Number.POSITIVE_INFINITY): DecodeResult {
-    const cap = recordsCap(recordsMax);
-    const len = buf.length;
     this.liveEnd = this.liveStart = 0;
-    if (len >= inPlaceBytesMin || len > this.window) {
-      if (this.inKernelMemory(buf)) return this.decodeInPlace(buf, cap);
-      if (len > this.window) return this.decodeWindowed(buf, cap);
-    }
+    const cap = recordsCap(recordsMax);
+    if (this.readInPlace(buf)) return this.decodeInPlace(buf, cap);
+    if (buf.length > this.window) return this.decodeWindowed(buf, cap);
     this.u8.set(buf, this.base);
-    const pass = this.decodePass(this.base, len, cap, true, 0, this.base + this.window);
+    const pass = this.decodePass(this.base, buf.length, cap, true, 0, this.base + this.window);
     return decodeResult(pass.count, pass.offsets, pass.end, pass.code, pass.reason);
   }
 
-  /** Decodes a view over kernel memory where it lies; scratch goes past its end. */
+  /**
+   * Decodes a view over kernel memory where it lies; scratch goes past its end. Growing memory
+   * for the scratch detaches `buf`, so its position is read first.
+   */
   private decodeInPlace(buf: Uint8Array, cap: number): DecodeResult {
+    const ptr = buf.byteOffset;
     const len = buf.length;
-    const scratch = (Math.max(this.base, buf.byteOffset + len) + 15) & ~15;
+    const scratch = alignUp(Math.max(this.base, ptr + len), 16);
     const most = Math.min(cap, Math.floor(len / recordHeaderBytes));
     this.ensure(scratch + resultBytes + most * 4);
-    const pass = this.decodePass(buf.byteOffset, len, cap, true, 0, scratch);
+    const pass = this.decodePass(ptr, len, cap, true, 0, scratch);
     return decodeResult(pass.count, pass.offsets, pass.end, pass.code, pass.reason);
   }
 
@@ -388,7 +436,7 @@ export class WasmKernels {
       const take = Math.min(this.window, len - at);
       this.u8.set(buf.subarray(at, at + take), this.base);
       const final = at + take === len;
-      const scratch = (this.base + take + 15) & ~15;
+      const scratch = alignUp(this.base + take, 16);
       const pass = this.decodePass(this.base, take, cap - count, final, at, scratch);
       parts.push(pass.offsets);
       count += pass.count;

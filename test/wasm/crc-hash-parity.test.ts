@@ -117,6 +117,15 @@ describe('xxHash32 on inputs that grow kernel memory', () => {
     expect(kernels.hashKey(keys[1]!)).toBe(xxhash32(keys[1]!));
   });
 
+  it('hashes keys that are views into the last encode output when that grows memory', () => {
+    const kernels = new WasmKernels();
+    const payload = pattern(1_500_000, 8);
+    const encoded = kernels.encodeRecords([{ type: 1, group: 1, term: 1, index: 1, payload }]);
+    const keys = [encoded.subarray(0, 1_000_000), encoded.subarray(500_000)];
+    const expected = keys.map((k) => xxhash32(k.slice()));
+    expect(Array.from(kernels.hashKeys(keys))).toEqual(expected);
+  });
+
   it('hashes keys that are views into the last encode output', () => {
     const records = Array.from({ length: 20 }, (_, i) => ({
       type: 1,

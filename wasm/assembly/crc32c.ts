@@ -8,12 +8,14 @@
 //   owns bytes s, 32+s, 64+s and 96+s, so byte m of streams 0..15 (and of 16..31) sits in one
 //   v128 lane-for-lane and no shuffling is needed. The state Z is a 128-byte block with the
 //   invariant rawCrc(Z ‖ rest) == rawCrc(consumed ‖ rest). One step is Z := F(Z) xor next,
-//   where F moves a stream's four bytes 128 bytes further down the message. F is GF(2)-linear
-//   and, because shifting a stream by s bytes is a multiplication that commutes with it, the
-//   same F serves every stream. It is applied with i8x16.swizzle over 4-bit table indices:
-//   8 nibbles × 4 output bytes = 32 lookups per 128 bytes, for all 32 streams at once. At the
-//   end Z itself is reduced with slicing-by-16. (With a 16-byte stride the map that defines F is
-//   singular for this polynomial; 32 bytes is the smallest stride that works.)
+//   where F moves a stream's four bytes 128 bytes further down the message. F is GF(2)-linear;
+//   it is derived for stream 0 as A⁻¹ ∘ advance, where A maps a stream's four bytes to the CRC
+//   they contribute. Stream s is stream 0 shifted by s bytes, a multiplication by a power of x
+//   that commutes with everything else, so the same F serves every stream. F is applied with
+//   i8x16.swizzle over 4-bit table indices: 8 nibbles × 4 output bytes = 32 lookups per 128
+//   bytes, for all 32 streams at once. At the end Z itself is reduced with slicing-by-16.
+//   (A 16-byte stride would need half the state, but its A is singular for this polynomial;
+//   32 is the smallest stride that keeps the lane layout and inverts.)
 import {
   FIXED_END,
   FOLD_SCRATCH,

@@ -4,7 +4,11 @@
  * switches every one of them to its plain-TypeScript reference twin in wasm/reference/.
  *
  * A buffer returned by `encodeRecords` is a view into kernel memory: it stays valid only until
- * the next call into this module. Write it out or copy it before calling again.
+ * the next call into this module (it may be that call's input: `crc32c` and `decodeRecords`
+ * read such a view in place). Write it out or copy it before calling again. An asynchronous
+ * write (`socket.write`, `fs.promises` writes, stream writes) may still be reading the bytes
+ * after it returns, so either let it complete before the next kernel call or hand it a copy.
+ * Every other result is a fresh object.
  */
 export * from './format.js';
 
@@ -40,7 +44,7 @@ export function decodeRecords(buf: Uint8Array, recordsMax?: number): DecodeResul
     : decodeRecordsRef(buf, recordsMax);
 }
 
-/** xxHash32 of a key, the partitioning hash. */
+/** xxHash32 of a key, the partitioning hash; `seed` is a u32. */
 export function hashKey(key: Uint8Array, seed = 0): number {
   return wasm !== undefined ? wasm.hashKey(key, seed) : xxhash32Ref(key, seed);
 }

@@ -275,12 +275,18 @@ describe.each(wasmImpls)('torn and corrupt records, at every byte: $name', (impl
     }
   });
 
-  it('a length beyond the payload limit is corrupt: length', () => {
-    const buf = enc.slice();
-    new DataView(buf.buffer).setUint32(starts[2]! + 4, recordPayloadBytesMax + 1, true);
-    const result = impl.decodeRecords(buf);
-    expect(plain(result)).toStrictEqual(plain(decodeRef(buf)));
-    expect([result.status, result.reason, result.count]).toEqual(['corrupt', 'length', 2]);
+  it('a length beyond the payload limit is corrupt: length; at the limit, torn', () => {
+    for (const [length, status] of [
+      [recordPayloadBytesMax + 1, 'corrupt'],
+      [0xffffffff, 'corrupt'],
+      [recordPayloadBytesMax, 'torn'],
+    ] as const) {
+      const buf = enc.slice();
+      new DataView(buf.buffer).setUint32(starts[2]! + 4, length, true);
+      const result = impl.decodeRecords(buf);
+      expect(plain(result)).toStrictEqual(plain(decodeRef(buf)));
+      expect([result.status, result.count, result.end]).toEqual([status, 2, starts[2]]);
+    }
   });
 
   it('zeroed space after the records, even shorter than a header, ends the pass as zero', () => {

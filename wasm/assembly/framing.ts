@@ -2,6 +2,7 @@
 // wasm/reference/framing.ts. Status and reason codes are mirrored in wasm/loader.ts.
 import { crcRaw } from './crc32c';
 
+// recordHeaderBytes and recordPayloadBytesMax of wasm/format.ts (hard format constants).
 const HEADER_BYTES: usize = 32;
 const PAYLOAD_BYTES_MAX: u32 = 64 * 1024 * 1024;
 
@@ -83,7 +84,7 @@ export function decode(
       const status = isZero(rec, remaining) ? STATUS_ZERO : STATUS_TORN;
       return finish(result, status, REASON_NONE, at, count);
     }
-    if (v128.any_true(v128.or(v128.load(rec), v128.load(rec, 16))) == false) {
+    if (!v128.any_true(v128.or(v128.load(rec), v128.load(rec, 16)))) {
       return finish(result, STATUS_ZERO, REASON_NONE, at, count);
     }
     const length = load<u32>(rec, 4);

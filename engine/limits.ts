@@ -6,6 +6,8 @@
  * when this module loads.
  */
 import { recordHeaderBytes, recordPayloadBytesMax } from '../wasm/format.js';
+
+import { kernelWindowBytes, kernelWindowBytesMin } from '../wasm/kernel-limits.js';
 import { assert } from './assert.js';
 
 // ---- Hard: on-disk format --------------------------------------------------------------------
@@ -93,6 +95,15 @@ export const linearizabilityStepsMax = 2_000_000;
 /** Operations a printed linearizability failure lists per section before eliding the rest. */
 export const historyOpsPrintedMax = 40;
 
+// ---- Soft: WASM kernels (defined in wasm/kernel-limits.ts: wasm/ imports nothing from engine/) --
+
+export {
+  kernelCrcChunkBytes,
+  kernelInPlaceBytesMin,
+  kernelWindowBytes,
+  kernelWindowBytesMin,
+} from '../wasm/kernel-limits.js';
+
 // ---- Checked relations -------------------------------------------------------------------------
 
 assert(commandBytesMax <= recordPayloadBytesMax, 'a command must fit in one record');
@@ -179,3 +190,7 @@ assert(
 );
 assert(idleTimeoutMs >= 3 * keepaliveIntervalMs, 'keepalives must arrive well within idle');
 assert(reconnectBackoffMinMs <= reconnectBackoffMaxMs, 'backoff range is ordered');
+
+assert(kernelWindowBytesMin >= recordHeaderBytes, 'a kernel window must hold a record header');
+assert(kernelWindowBytes >= kernelWindowBytesMin, 'the default kernel window is too small');
+assert(kernelWindowBytes % 16 === 0, 'kernel windows are multiples of 16 bytes');

@@ -76,7 +76,7 @@ function rowFromTask(task: Task | undefined, spec: MicroTask): BenchRow {
     bytesPerSec: calls * (spec.bytesPerOp ?? 0),
     p50Us: result.latency.p50 * 1000,
     p99Us: result.latency.p99 * 1000,
-    samples: result.latency.samples?.length ?? 0,
+    samples: result.latency.samplesCount,
   };
 }
 

@@ -6,6 +6,8 @@
  * when this module loads.
  */
 import { recordHeaderBytes, recordPayloadBytesMax } from '../wasm/format.js';
+
+import { kernelWindowBytes, kernelWindowBytesMin } from '../wasm/kernel-limits.js';
 import { assert } from './assert.js';
 
 // ---- Hard: on-disk format --------------------------------------------------------------------
@@ -136,6 +138,15 @@ export const raftReadsPendingMax = 4096;
 export const raftMessagesQueuedMax = 4096;
 /** Leadership terms with unresolved proposals that a group tracks for drop reporting. */
 export const raftProposalRangesMax = 64;
+
+// ---- Soft: WASM kernels (defined in wasm/kernel-limits.ts: wasm/ imports nothing from engine/) --
+
+export {
+  kernelCrcChunkBytes,
+  kernelInPlaceBytesMin,
+  kernelWindowBytes,
+  kernelWindowBytesMin,
+} from '../wasm/kernel-limits.js';
 
 // ---- Checked relations -------------------------------------------------------------------------
 
@@ -290,3 +301,7 @@ assert(
 );
 assert(logAppendQueueBytesMax >= logWriteBytesMax, 'the append queue must hold a largest write');
 assert(logRewriteBurstBytes >= 64 * 1024, 'the rewrite burst must move more than a few records');
+
+assert(kernelWindowBytesMin >= recordHeaderBytes, 'a kernel window must hold a record header');
+assert(kernelWindowBytes >= kernelWindowBytesMin, 'the default kernel window is too small');
+assert(kernelWindowBytes % 16 === 0, 'kernel windows are multiples of 16 bytes');

@@ -1,22 +1,11 @@
-// Hot-path kernels. Memory layout and exports are documented in wasm/loader.ts.
+// Entry point of the kernel module. It imports nothing: instantiate it with `{}`.
+// The loader (wasm/loader.ts) owns all memory from `heapBase()` upwards; see ./layout.ts.
 
-const table = new StaticArray<u32>(256);
+export { crc32c } from './crc32c';
+export { decode, encode } from './framing';
+export { xxh32, xxh32Batch } from './xxhash32';
 
-function initTable(): void {
-  for (let n: u32 = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    unchecked((table[n] = c));
-  }
-}
-initTable();
-
-/** CRC32C of `len` bytes at `ptr`, continuing from `seed`. */
-export function crc32c(ptr: usize, len: usize, seed: u32): u32 {
-  let crc = ~seed;
-  const end = ptr + len;
-  for (let p = ptr; p < end; p++) {
-    crc = unchecked(table[(crc ^ load<u8>(p)) & 0xff]) ^ (crc >>> 8);
-  }
-  return ~crc;
+/** First byte the loader may use: just past the compiler's static data, 64-byte aligned. */
+export function heapBase(): usize {
+  return (__heap_base + 63) & ~(<usize>63);
 }

@@ -56,6 +56,34 @@ export function splitWords(line: string): string[] {
   return words;
 }
 
+/**
+ * The first `n` words of a line (quoting as in splitWords) and the rest of the line as typed,
+ * so that a JSON value keeps its quotes.
+ */
+export function splitHead(line: string, n: number): { words: string[]; rest: string } {
+  let at = 0;
+  const words: string[] = [];
+  while (words.length < n) {
+    while (at < line.length && (line[at] === ' ' || line[at] === '\t')) at++;
+    if (at >= line.length) break;
+    let end = at;
+    let quote: string | null = null;
+    while (end < line.length) {
+      const ch = line[end]!;
+      if (quote !== null) {
+        if (ch === quote) quote = null;
+        else if (ch === '\\') end++;
+      } else if (ch === '"' || ch === "'") quote = ch;
+      else if (ch === ' ' || ch === '\t') break;
+      else if (ch === '\\') end++;
+      end++;
+    }
+    words.push(...splitWords(line.slice(at, end)));
+    at = end;
+  }
+  return { words, rest: line.slice(at).trim() };
+}
+
 /** A value typed in the shell: JSON when it parses as JSON, else the text itself. */
 export function parseValue(text: string): unknown {
   try {
@@ -90,12 +118,12 @@ export async function runCommand(
       need(1, 'get <key>');
       return { output: show(await store.get(args[0]!)), quit: false };
     case 'put':
-    case 'set':
-      need(2, 'put <key> <value>');
-      return {
-        output: `OK (version ${await store.put(args[0]!, parseValue(args.slice(1).join(' ')))})`,
-        quit: false,
-      };
+    case 'set': {
+      const { words: head, rest } = splitHead(line.trim(), 2);
+      if (head.length < 2 || rest === '') throw new Error('usage: put <key> <value>');
+      const version = await store.put(head[1]!, parseValue(rest));
+      return { output: `OK (version ${version})`, quit: false };
+    }
     case 'del':
     case 'delete':
       need(1, 'del <key>');

@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import { open } from 'lmdb';
+import { Flotilla } from '../../shards/index.js';
 import { type BenchRow, type BenchSuite, runClosedLoop } from '../harness.js';
 
 const valueBytes = 100;
@@ -55,6 +56,58 @@ async function rawLmdbRows(
   return rows;
 }
 
+async function flotillaRows(
+  dir: string,
+  shards: number,
+  callers: number[],
+  durationMs: number,
+): Promise<BenchRow[]> {
+  const db = await Flotilla.open({ dir: join(dir, `flotilla-${shards}`), shards });
+  const value = new Uint8Array(valueBytes).fill(7);
+  const rows: BenchRow[] = [];
+  try {
+    const preload = 10_000;
+    for (let i = 0; i < keySpace; i += preload) {
+      const upTo = Math.min(keySpace, i + preload);
+      const writes: Promise<number>[] = [];
+      for (let k = i; k < upTo; k++) writes.push(db.put(`key-${k}`, value));
+      await Promise.all(writes);
+    }
+    for (const c of callers) {
+      for (const op of ['put', 'get', 'incr'] as const) {
+        rows.push(
+          await runClosedLoop({
+            name: `${op}/${c}c/${shards}s/flotilla`,
+            callers: c,
+            durationMs,
+            bytesPerOp: op === 'incr' ? 0 : valueBytes,
+            op:
+              op === 'put'
+                ? (caller, n) => db.put(keyOf(caller, n), value)
+                : op === 'get'
+                  ? (caller, n) => db.get(keyOf(caller, n))
+                  : (caller, n) => db.incr(`counter-${(caller * 31 + n) % 1024}`),
+          }),
+        );
+      }
+    }
+  } finally {
+    await db.close();
+  }
+  return rows;
+}
+
+function ratioNotes(rows: BenchRow[]): void {
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  for (const r of rows) {
+    const [op, callers, shards, impl] = r.name.split('/');
+    if (impl !== 'flotilla' || (op !== 'put' && op !== 'get')) continue;
+    const raw = byName.get(`${op}/${callers}/lmdb`);
+    if (raw === undefined) continue;
+    r.note = `${(r.opsPerSec / raw.opsPerSec).toFixed(2)}x raw lmdb (${shards})`;
+  }
+}
+
 const suite: BenchSuite = {
   name: 'store',
   description: 'embedded store put/get/incr vs raw LMDB with the same durability',
@@ -62,7 +115,13 @@ const suite: BenchSuite = {
     const callers = [1, 64, 1024];
     const durationMs = ctx.quick ? 300 : 3000;
     ctx.log('raw lmdb baseline');
-    return rawLmdbRows(ctx.scratchDir, callers, durationMs);
+    const rows = await rawLmdbRows(ctx.scratchDir, callers, durationMs);
+    for (const shards of [16, 256]) {
+      ctx.log(`flotilla, ${shards} shards`);
+      rows.push(...(await flotillaRows(ctx.scratchDir, shards, callers, durationMs)));
+    }
+    ratioNotes(rows);
+    return rows;
   },
 };
 

@@ -291,6 +291,16 @@ export class NodeHost {
     return [...this.groups.keys()];
   }
 
+  /** Whether `group` is hosted here. */
+  hosts(group: GroupId): boolean {
+    return this.groups.has(group);
+  }
+
+  /** Throws STALE_EPOCH unless `group` is hosted here. */
+  checkHosted(group: GroupId): void {
+    this.groupOf(group);
+  }
+
   /** Whether this node currently leads `group`. */
   isLeader(group: GroupId): boolean {
     return this.groupOf(group).raft.isLeader();

@@ -14,13 +14,25 @@
  *
  * A check records the first failure (see failure.ts) rather than throwing where it runs.
  */
+import type { GroupSpec, NodeHost } from '../../../engine/host.js';
+import type { LogStore } from '../../../engine/log/log-store.js';
 import { EntryType } from '../../../engine/raft/types.js';
 import type { Change } from '../../../engine/state/change-feed.js';
 import { decodeCommand } from '../../../engine/state/commands.js';
+import type { KvState } from '../../../engine/state/kv-state.js';
 import { hashBytes } from '../raft-network.js';
 import { type FailureKind, SimFailure } from './failure.js';
-import type { SimNode } from './node.js';
 import type { Trace } from './trace.js';
+
+/** What the checks read of a node (a SimNode; unit tests build one over a MemoryLogStore). */
+export interface CheckedNode {
+  readonly id: number;
+  readonly groups: readonly GroupSpec[];
+  /** Undefined while the node is down. */
+  readonly log: LogStore | undefined;
+  readonly host: Pick<NodeHost, 'isLeader' | 'status'> | undefined;
+  readonly state: Pick<KvState, 'appliedIndex' | 'checksum'> | undefined;
+}
 
 function mix(a: number, b: number): number {
   let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ b;
@@ -85,7 +97,7 @@ export class SafetyChecker {
   }
 
   /** Election safety, polled at a quiescent point. */
-  observeLeaders(nodes: readonly SimNode[]): void {
+  observeLeaders(nodes: readonly CheckedNode[]): void {
     for (const node of nodes) {
       const host = node.host;
       if (host === undefined) continue;
@@ -117,10 +129,10 @@ export class SafetyChecker {
    * another replica holds a conflicting entry of a later term (the Figure 8 state), long before
    * that replica happens to win. Checked on the logs as written (LogStore), at every step.
    */
-  checkCommitSafety(nodes: readonly SimNode[], replicas: (shard: number) => number[]): void {
+  checkCommitSafety(nodes: readonly CheckedNode[], replicas: (shard: number) => number[]): void {
     const shards = new Set(nodes.flatMap((n) => n.groups.map((g) => g.group)));
     for (const shard of shards) {
-      const logs: { id: number; last: number; lastTerm: number; log: SimNode['log'] & {} }[] = [];
+      const logs: { id: number; last: number; lastTerm: number; log: LogStore }[] = [];
       let commit = 0;
       let commitTerm = 0;
       for (const id of replicas(shard)) {
@@ -184,19 +196,19 @@ export class SafetyChecker {
   }
 
   /** Log matching, committed entries, leader completeness, checksums at equal applied index. */
-  checkLogs(nodes: readonly SimNode[]): void {
+  checkLogs(nodes: readonly CheckedNode[]): void {
     this.logChecks++;
     for (const node of nodes) {
-      if (node.host === undefined) continue;
+      if (node.log === undefined) continue;
       for (const { group } of node.groups) this.checkReplicaLog(node, group);
     }
     const shards = new Set(nodes.flatMap((n) => n.groups.map((g) => g.group)));
     for (const shard of shards) this.checkChecksums(nodes, shard, false);
   }
 
-  private checkReplicaLog(node: SimNode, group: number): void {
+  private checkReplicaLog(node: CheckedNode, group: number): void {
     const log = node.log!;
-    const host = node.host!;
+    const host = node.host;
     const first = log.firstIndex(group);
     const last = log.lastIndex(group);
     let truth = this.committed.get(group);
@@ -235,7 +247,7 @@ export class SafetyChecker {
         }
       }
     }
-    if (!host.isLeader(group)) return;
+    if (host === undefined || !host.isLeader(group)) return;
     const status = host.status(group);
     for (const [index, { term, by }] of truth) {
       if (index < first || by >= status.term) continue;
@@ -252,7 +264,7 @@ export class SafetyChecker {
   }
 
   /** Replicas of `shard` at the same applied index must have the same checksum. */
-  checkChecksums(nodes: readonly SimNode[], shard: number, requireAll: boolean): void {
+  checkChecksums(nodes: readonly CheckedNode[], shard: number, requireAll: boolean): void {
     const byApplied = new Map<number, { node: number; sum: number }>();
     const seen: string[] = [];
     for (const node of nodes) {
@@ -285,7 +297,7 @@ export class SafetyChecker {
    * At the end, with `node` holding the shard's whole committed log: no request took effect at
    * two indexes, and every acknowledged write of the shard is committed (at its version).
    */
-  checkWrites(node: SimNode, shard: number): void {
+  checkWrites(node: CheckedNode, shard: number): void {
     const log = node.log!;
     const commit = log.hardState(shard).commit;
     const first = log.firstIndex(shard);

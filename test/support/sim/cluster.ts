@@ -19,7 +19,7 @@ import { keyBytes } from '../../../shards/keys.js';
 import type { ShardMap } from '../../../shards/node-service.js';
 import { evenRanges, keyHash, rangeIndexOf } from '../../../shards/partition.js';
 import { SafetyChecker } from './checks.js';
-import { SimClock as Clock, type SimClock, type SimScheduler } from './clock.js';
+import { SimClock, type SimScheduler } from './clock.js';
 import { SimFailure } from './failure.js';
 import { SimNode } from './node.js';
 import type { SimOptions } from './options.js';
@@ -38,7 +38,7 @@ export function placement(shard: number, nodes: number): number[] {
 
 /** A simulated cluster; see the module comment. */
 export class SimCluster {
-  readonly clock: SimClock = new Clock();
+  readonly clock = new SimClock();
   readonly trace: Trace;
   readonly network: MemoryNetwork;
   readonly checker: SafetyChecker;

@@ -1,6 +1,6 @@
 /**
  * The fault injector: at random moments of the chaos phase it crashes a node (restarting it a
- * little later), partitions the network (halves, an isolated leader, a one-way cut; each healed
+ * little later) or every node at once, partitions the network (halves, an isolated leader, a one-way cut; each healed
  * a little later), or switches the network between calm and flaky (drops, duplicates, delays,
  * reordering). `heal()` ends the chaos: every link back, the network calm, every node up.
  *
@@ -17,6 +17,8 @@ import type { SimNode } from './node.js';
 
 /** The longest a crashed node stays down, in ms. */
 export const crashDownMsMax = 3_000;
+/** The longest a node stays down after an outage, in ms. */
+export const outageDownMsMax = 1_000;
 /** The shortest and longest a partition lasts, in ms (long enough to force elections). */
 export const partitionMsMin = 1_000;
 export const partitionMsMax = 5_000;
@@ -34,7 +36,7 @@ export const calmNetwork: MemoryFaults = {
   reorderTicksMax: 1,
 };
 
-type Action = 'crash' | 'partition' | 'isolate' | 'cut' | 'flaky' | 'calm';
+type Action = 'crash' | 'outage' | 'partition' | 'isolate' | 'cut' | 'flaky' | 'calm';
 
 /** The fault injector; see the module comment. */
 export class Nemesis {
@@ -118,6 +120,7 @@ export class Nemesis {
     const o = this.cluster.options;
     const menu: [Action, number][] = [
       ['crash', o.crashes ? 3 : 0],
+      ['outage', o.crashes ? 1 : 0],
       ['partition', o.partitions ? 2 : 0],
       ['isolate', o.partitions ? 3 : 0],
       ['cut', o.partitions ? 1 : 0],
@@ -140,6 +143,9 @@ export class Nemesis {
     switch (action) {
       case 'crash':
         this.crashOne();
+        return;
+      case 'outage':
+        this.outage();
         return;
       case 'partition':
         this.partitionHalves();
@@ -169,6 +175,23 @@ export class Nemesis {
     const leader = cluster.leaderOf(shards[random.intBelow(shards.length)]!);
     const target = random.chance(0.5) ? up.find((n) => n.id === leader) : undefined;
     this.crash(target ?? up[random.intBelow(up.length)]!, 'random');
+  }
+
+  /**
+   * Every node loses power at once (each restarts a little later): what was acknowledged had
+   * to be durable on a quorum, because no replica keeps its unsynced writes.
+   */
+  private outage(): void {
+    const { cluster, random } = this;
+    const up = cluster.nodes.filter((n) => n.status === 'up');
+    cluster.trace.add(`outage: crash ${up.map((n) => `n${n.id}`).join(' ')}`);
+    for (const node of up) {
+      cluster.atQuiescence(() => node.crash());
+      cluster.harness.after(100 + random.intBelow(outageDownMsMax), () => {
+        cluster.trace.add(`restart n${node.id}`);
+        node.start();
+      });
+    }
   }
 
   /** Crashes `node` (if it is up and few enough nodes are down) and restarts it later. */

@@ -112,7 +112,7 @@ export function optionsForSeed(seed: number, overrides: SimOverrides = {}): SimO
     inflightMsgsMax: pick(r, [1, 4, 256]),
     leaseReadRate: checkQuorum ? pick(r, [0, 0, 0.3]) : 0,
     segmentBytes: pick(r, [16 * 1024, 64 * 1024]),
-    fsyncMsMax: pick(r, [1, 3, 8]),
+    fsyncMsMax: pick(r, [1, 3, 8, 25]),
     tickMs: 100,
     faultEveryMs: pick(r, [400, 800, 1500]),
     crashes: r.chance(0.8),

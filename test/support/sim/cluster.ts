@@ -77,10 +77,13 @@ export class SimCluster {
       })),
       nodes: ids.map((id) => ({ id, client: '' })),
     };
-    for (const id of ids) this.nodes.push(this.buildNode(id, ids, random.nextU32()));
+    for (const id of ids) {
+      const tickMs = options.tickMs + random.intBelow(options.tickSkewMs + 1);
+      this.nodes.push(this.buildNode(id, ids, random.nextU32(), tickMs));
+    }
   }
 
-  private buildNode(id: number, ids: number[], seed: number): SimNode {
+  private buildNode(id: number, ids: number[], seed: number, tickMs: number): SimNode {
     const groups: GroupSpec[] = this.map.shards
       .filter((s) => s.replicas.includes(id))
       .map((s) => ({ group: s.id, voters: s.replicas }));
@@ -102,7 +105,7 @@ export class SimCluster {
         segmentBytes: o.segmentBytes,
         fsyncMsMax: o.fsyncMsMax,
         raft,
-        tickMs: o.tickMs,
+        tickMs,
       },
       {
         clock: this.clock,

@@ -29,7 +29,14 @@ export interface SimOptions {
   segmentBytes: number;
   /** Simulated fdatasync latency bound, in ms. */
   fsyncMsMax: number;
+  /** Raft tick period of the fastest node, in ms. */
   tickMs: number;
+  /**
+   * Clock drift, as the most a node's tick period exceeds `tickMs` (each node draws its own in
+   * [0, tickSkewMs]). Kept under the drift lease reads tolerate (see RaftNode: 25 % with the
+   * default margin, of which a tick of phase difference takes a share).
+   */
+  tickSkewMs: number;
   /** Mean time between two fault actions, in ms (0: no faults at all). */
   faultEveryMs: number;
   /** Whether nodes crash and restart. */
@@ -114,6 +121,7 @@ export function optionsForSeed(seed: number, overrides: SimOverrides = {}): SimO
     segmentBytes: pick(r, [16 * 1024, 64 * 1024]),
     fsyncMsMax: pick(r, [1, 3, 8, 25]),
     tickMs: 100,
+    tickSkewMs: pick(r, [0, 5, 15]),
     faultEveryMs: pick(r, [400, 800, 1500]),
     crashes: r.chance(0.8),
     partitions: r.chance(0.8),
@@ -138,7 +146,7 @@ export function describeOptions(o: SimOptions): string {
     `${o.clients} clients, ` +
     `preVote ${o.preVote}, checkQuorum ${o.checkQuorum}, msgBytesMax ${o.msgBytesMax}, ` +
     `inflight ${o.inflightMsgsMax}, lease reads ${o.leaseReadRate}, segment ${o.segmentBytes} B, ` +
-    `fsync <= ${o.fsyncMsMax} ms, faults every ~${o.faultEveryMs} ms [${faults.join(' ')}], ` +
+    `fsync <= ${o.fsyncMsMax} ms, ticks ${o.tickMs}..${o.tickMs + o.tickSkewMs} ms, faults every ~${o.faultEveryMs} ms [${faults.join(' ')}], ` +
     `leader churn ${o.leaderChurn}${unsafe}`
   );
 }

@@ -959,7 +959,7 @@ export class RaftNode {
   private maybeCommit(): void {
     const index = this.tracker.committedIndex();
     if (index <= this.log.committed) return;
-    // Raft §5.4.2: never by counting replicas
+    // Raft §5.4.2: an entry of an earlier term is never committed by counting its replicas.
     if (this.log.term(index) !== this.term && !this.unsafeCommit) return;
     const firstOfTerm = this.log.term(this.log.committed) !== this.term;
     this.log.commitTo(index);

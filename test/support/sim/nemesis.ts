@@ -1,12 +1,15 @@
 /**
  * The fault injector: at random moments of the chaos phase it crashes a node (restarting it a
- * little later) or every node at once, partitions the network (halves, an isolated leader, a one-way cut; each healed
- * a little later), or switches the network between calm and flaky (drops, duplicates, delays,
- * reordering). `heal()` ends the chaos: every link back, the network calm, every node up.
+ * little later) or every node at once, partitions the network (halves, an isolated leader, a
+ * one-way cut; one partition at a time, healed a little later), or switches the network between
+ * calm and flaky (drops, duplicates, delays, reordering). With `leaderChurn`, it also crashes or
+ * cuts off new leaders moments after their election. `heal()` ends the chaos: every link back,
+ * the network calm, every node up.
  *
  * Crashes are short (at most `crashDownMsMax`) and partitions too, so a follower never falls
  * behind its leader's compacted log: snapshot transfer is not in the host yet, and the host
- * keeps `compactionSlackEntries` entries below the applied index anyway.
+ * keeps `compactionSlackEntries` (1024) entries below the applied index, more than a shard
+ * commits while a replica is away.
  */
 
 import type { SeededRandom } from '../../../engine/random.js';
@@ -19,11 +22,12 @@ import type { SimNode } from './node.js';
 export const crashDownMsMax = 3_000;
 /** The longest a node stays down after an outage, in ms. */
 export const outageDownMsMax = 1_000;
-/** The shortest and longest a partition lasts, in ms (long enough to force elections). */
+/** The shortest a partition lasts, in ms (long enough to force an election). */
 export const partitionMsMin = 1_000;
+/** The longest a partition lasts, in ms. */
 export const partitionMsMax = 5_000;
 
-/** How soon after its election, at most, in ms. */
+/** How soon after its election a new leader is crashed or cut off (leader churn), at most. */
 export const newLeaderFaultMsMax = 30;
 
 /** The network outside of flaky spells: every frame arrives, 1-2 ms later, in order. */

@@ -311,12 +311,15 @@ class Handshake {
       this.finish(
         auth
           ? new FlotillaError('AUTH_FAILED', `${this.address}: TLS failed: ${err.message}`)
-          : unavailable(`cannot reach ${this.address}: ${err.message}`),
+          : unavailable(`cannot reach ${this.address}: ${err.message}`, 'not-applied'),
       );
     });
-    socket.on('close', () => this.finish(unavailable(`${this.address} closed the connection`)));
+    // Nothing was sent yet but the handshake: whatever fails here, no request was applied.
+    socket.on('close', () =>
+      this.finish(unavailable(`${this.address} closed the connection`, 'not-applied')),
+    );
     this.timer = setTimeout(
-      () => this.finish(unavailable(`${this.address}: connecting timed out`)),
+      () => this.finish(unavailable(`${this.address}: connecting timed out`, 'not-applied')),
       this.options.timeoutMs,
     );
   }

@@ -137,6 +137,9 @@ interface ConnectionHost {
 
 type Phase = 'await-hello' | 'await-proof' | 'open' | 'closed';
 
+/** Requests of one connection started in one event-loop turn before its answers are written. */
+const requestsPerTurnMax = 64;
+
 /** How long a refused connection may take to flush its refusal before it is destroyed. */
 const flushLingerMs = 1_000;
 
@@ -156,6 +159,7 @@ class ServerConnection {
   /** Shards with changes not yet pushed (watching connections only); at most one per shard. */
   private readonly changed = new Set<number>();
   private pushScheduled = false;
+  private continueScheduled = false;
   watching = false;
   readonly remote: string;
 
@@ -230,10 +234,26 @@ class ServerConnection {
   }
 
   private processFrames(): void {
+    let started = 0;
     while (this.phase !== 'closed') {
       if (this.blocked) {
         // Stop reading until the client drains its answers (see the module comment).
         this.socket.pause();
+        return;
+      }
+      if (started++ >= requestsPerTurnMax) {
+        // Let the answers of this burst be written before starting more, so that the send
+        // buffer check above sees them.
+        this.socket.pause();
+        if (!this.continueScheduled) {
+          this.continueScheduled = true;
+          setImmediate(() => {
+            this.continueScheduled = false;
+            if (this.blocked || this.phase === 'closed') return;
+            this.socket.resume();
+            this.processFrames();
+          });
+        }
         return;
       }
       let frame: ClientFrame;
@@ -477,7 +497,13 @@ class ConnectionHub implements ConnectionHost {
         );
         const bound = this.server.address();
         const actual = typeof bound === 'object' && bound !== null ? bound.port : port;
-        this.sweeper = setInterval(() => this.sweep(), Math.min(clientKeepaliveMs, 1000));
+        const { handshakeTimeoutMs, idleTimeoutMs } = this.tuning;
+        // Sweep often enough that a timeout is enforced within half of itself.
+        const sweepMs = Math.max(
+          10,
+          Math.min(clientKeepaliveMs, handshakeTimeoutMs / 2, idleTimeoutMs / 2),
+        );
+        this.sweeper = setInterval(() => this.sweep(), sweepMs);
         this.sweeper.unref();
         resolve({
           address: { host, port: actual },

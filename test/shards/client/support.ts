@@ -4,9 +4,22 @@
  * it over real sockets.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { clientFrameBytesMax } from '../../../engine/limits.js';
+import { FrameReader } from '../../../engine/transport/frame-reader.js';
 import type { Logger, LogLevel } from '../../../engine/transport/transport.js';
+import {
+  type ClientFrame,
+  ClientFrameKind,
+  clientHandshakeMac,
+  decodeClientFrame,
+  decodeClientWelcome,
+  encodeClientFrame,
+  encodeClientHello,
+  newClientNonce,
+} from '../../../shards/client/protocol.js';
 import type { ConnectOptions, RemoteStore } from '../../../shards/client/remote.js';
 import {
   type ClientServer,
@@ -94,4 +107,84 @@ export async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<str
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A client that speaks (or mangles) the protocol by hand over a real socket. */
+export class RawClient {
+  readonly frames: ClientFrame[] = [];
+  private readonly reader = new FrameReader(clientFrameBytesMax);
+  closed = false;
+  private waiters: (() => void)[] = [];
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.reader.push(new Uint8Array(chunk));
+      for (let f = this.reader.next(); f !== null; f = this.reader.next()) {
+        this.frames.push(decodeClientFrame(f));
+      }
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  /** Connects to 127.0.0.1:`port`. */
+  static connect(port: number): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect({ host: '127.0.0.1', port }, () => resolve(new RawClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Connects and completes the handshake with `secret` and `cluster`. */
+  static async authenticated(port: number, key = secret, cluster = clusterId): Promise<RawClient> {
+    const raw = await RawClient.connect(port);
+    const nonce = newClientNonce();
+    raw.write(encodeClientHello({ version: 1, clusterId: Buffer.from(cluster), nonce }));
+    const welcome = decodeClientWelcome((await raw.next()).body);
+    const transcript = {
+      nodeId: welcome.nodeId,
+      clusterId: welcome.clusterId,
+      clientNonce: nonce,
+      nodeNonce: welcome.nonce,
+    };
+    const proof = clientHandshakeMac(Buffer.from(key), 'client', transcript);
+    raw.write(encodeClientFrame(ClientFrameKind.Proof, 0, proof));
+    const ready = await raw.next();
+    if (ready.kind !== ClientFrameKind.Ready) throw new Error(`no Ready: kind ${ready.kind}`);
+    return raw;
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  write(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  /** The next frame received; throws if the connection closes first. */
+  async next(): Promise<ClientFrame> {
+    for (;;) {
+      const frame = this.frames.shift();
+      if (frame !== undefined) return frame;
+      if (this.closed) throw new Error('connection closed');
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+  }
+
+  /** Resolves once the node has closed the connection. */
+  async whenClosed(): Promise<void> {
+    while (!this.closed) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
 }

@@ -140,6 +140,29 @@ interface Waiter {
 
 const noGroup = new GroupState(0);
 
+function checkOptions(options: SegmentedLogOptions): void {
+  const segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
+  const bad = (what: string) => new FlotillaError(ErrorCode.INVALID_ARGUMENT, what);
+  if (
+    !Number.isInteger(segmentBytes) ||
+    segmentBytes < logSegmentBytesMin ||
+    segmentBytes > logSegmentBytesMax
+  ) {
+    throw bad(`segmentBytes must be an integer in [${logSegmentBytesMin}, ${logSegmentBytesMax}]`);
+  }
+  const counts = {
+    appendQueueBytesMax: options.appendQueueBytesMax,
+    cacheBytesMax: options.cacheBytesMax,
+    rewriteBytesPerSec: options.rewriteBytesPerSec,
+    cleanSlackSegments: options.cleanSlackSegments,
+  };
+  for (const [name, value] of Object.entries(counts)) {
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+      throw bad(`${name} must be a non-negative integer`);
+    }
+  }
+}
+
 function sameLoc(a: RecordLoc | undefined, b: RecordLoc): boolean {
   return a !== undefined && a.segment === b.segment && a.offset === b.offset;
 }
@@ -180,7 +203,6 @@ export class SegmentedLog implements LogStore {
   private rewrittenBytes = 0;
 
   private constructor(
-    private readonly fs: LogFs,
     private readonly dir: string,
     private readonly segments: SegmentTable,
     groups: Map<GroupId, GroupState>,
@@ -203,17 +225,8 @@ export class SegmentedLog implements LogStore {
 
   /** Opens (recovering) or creates the log in `options.dir`. */
   static async open(options: SegmentedLogOptions): Promise<SegmentedLog> {
+    checkOptions(options);
     const segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
-    if (
-      !Number.isInteger(segmentBytes) ||
-      segmentBytes < logSegmentBytesMin ||
-      segmentBytes > logSegmentBytesMax
-    ) {
-      throw new FlotillaError(
-        ErrorCode.INVALID_ARGUMENT,
-        `segmentBytes must be an integer in [${logSegmentBytesMin}, ${logSegmentBytesMax}]`,
-      );
-    }
     const fs = options.fs ?? nodeLogFs;
     await fs.mkdir(options.dir);
     const recovered = await recoverLog(fs, options.dir);
@@ -223,9 +236,14 @@ export class SegmentedLog implements LogStore {
     const tail = { seq: recovered.tailSeq, offset: tailSegment?.end ?? segmentHeaderBytes };
     if (tailSegment === undefined) {
       table.declare(tail.seq, segmentBytes);
-      await table.ready(tail.seq);
+      try {
+        await table.ready(tail.seq);
+      } catch (err) {
+        await table.close();
+        throw err;
+      }
     }
-    const log = new SegmentedLog(fs, options.dir, table, recovered.groups, tail, options);
+    const log = new SegmentedLog(options.dir, table, recovered.groups, tail, options);
     log.countLive();
     return log;
   }
@@ -864,9 +882,10 @@ export class SegmentedLog implements LogStore {
     return g;
   }
 
-  /** Rebuilds the segments' live bytes from the recovered groups. */
+  /** Rebuilds the segments' live bytes from the recovered groups; their caches start empty. */
   private countLive(): void {
     for (const g of this.groupsById.values()) {
+      g.cache.restart(g.index.lastIndex + 1);
       g.index.bytesBySegment((seq, bytes) => this.segments.addLive(seq, bytes, g.id));
       for (const at of [g.hardStateAt, g.snapshotAt, g.compactionAt]) {
         if (at !== undefined) this.live(g, at);

@@ -180,9 +180,10 @@ export class SegmentedLog implements LogStore {
   private enqueuedLsn = 0;
   private writtenLsn = 0;
   private syncedLsn = 0;
-  // Where the next record goes. Invariant: tailOffset <= tail segment's capacity.
+  // Where the next record goes. Invariant: tailOffset <= tailCapacity (the tail's capacity).
   private tailSeq: number;
   private tailOffset: number;
+  private tailCapacity: number;
   private pending: Chunk[] = [];
   /** The chunk taking records: the last of `pending`, until closed. */
   private openChunk: Chunk | undefined;
@@ -212,6 +213,7 @@ export class SegmentedLog implements LogStore {
     this.groupsById = groups;
     this.tailSeq = tail.seq;
     this.tailOffset = tail.offset;
+    this.tailCapacity = segments.get(tail.seq).capacity;
     this.segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
     this.queueBytesMax = options.appendQueueBytesMax ?? logAppendQueueBytesMax;
     this.cache = new EntryCache(options.cacheBytesMax ?? logEntryCacheBytesMax);
@@ -418,8 +420,7 @@ export class SegmentedLog implements LogStore {
     }
     // Keep the call within one chunk (one write, all or nothing at recovery) when it can be.
     const fitsFresh = bound + recordHeaderBytes <= this.segmentBytes - segmentHeaderBytes;
-    const capacity = this.segments.get(this.tailSeq).capacity;
-    if (fitsFresh && this.tailOffset + bound + recordHeaderBytes > capacity) {
+    if (fitsFresh && this.tailOffset + bound + recordHeaderBytes > this.tailCapacity) {
       this.closeChunk();
       this.rotate();
     }
@@ -477,12 +478,21 @@ export class SegmentedLog implements LogStore {
   }
 
   private applyEntries(g: GroupState, entries: readonly Entry[]): void {
+    // Live bytes are counted per run of entries in one segment, not per entry (hot path).
+    let runSegment = this.tailSeq;
+    let runBytes = 0;
     for (const e of entries) {
       const at = this.emit(e.type, g.id, e.term, e.index, e.data);
       g.index.append(e.index, at.segment, at.offset, at.bytes, e.term);
-      this.live(g, at);
+      if (at.segment !== runSegment && runBytes > 0) {
+        this.segments.addLive(runSegment, runBytes, g.id);
+        runBytes = 0;
+      }
+      runSegment = at.segment;
+      runBytes += at.bytes;
       this.cache.add(g.cache, e, this.enqueuedLsn);
     }
+    if (runBytes > 0) this.segments.addLive(runSegment, runBytes, g.id);
   }
 
   private applyHardState(g: GroupState, hs: HardState): void {
@@ -531,11 +541,10 @@ export class SegmentedLog implements LogStore {
     const bytes = recordHeaderBytes + payload.length;
     const room = bytes + recordHeaderBytes;
     const open = this.openChunk;
-    const capacity = () => this.segments.get(this.tailSeq).capacity;
     if (open !== undefined && open.bytes + room > logWriteBytesMax) this.closeChunk();
-    if (this.tailOffset + room > capacity()) {
+    if (this.tailOffset + room > this.tailCapacity) {
       this.closeChunk();
-      while (this.tailOffset + room > capacity()) this.rotate();
+      while (this.tailOffset + room > this.tailCapacity) this.rotate();
     }
     const chunk = this.openChunk ?? this.startChunk();
     const at = { segment: this.tailSeq, offset: this.tailOffset, bytes };
@@ -587,6 +596,7 @@ export class SegmentedLog implements LogStore {
     const next =
       this.segments.find(this.tailSeq) ?? this.segments.declare(this.tailSeq, this.segmentBytes);
     this.tailOffset = segmentHeaderBytes;
+    this.tailCapacity = next.capacity;
     assert(next.capacity > segmentHeaderBytes, 'a segment has room for records');
   }
 

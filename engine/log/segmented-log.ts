@@ -204,6 +204,9 @@ export class SegmentedLog implements LogStore {
     const recovered = await recoverLog(fs, options.dir);
     const table = new SegmentTable(fs, options.dir);
     for (const s of recovered.segments) table.adopt(s.seq, s.capacity, s.file);
+    // Empty segments prepared after the tail go: new ones get the configured size.
+    const spare = recovered.segments.filter((s) => s.seq > recovered.tailSeq);
+    for (const s of spare.reverse()) await table.deleteTail(s.seq);
     const tailSegment = recovered.segments.find((s) => s.seq === recovered.tailSeq);
     const tail = { seq: recovered.tailSeq, offset: tailSegment?.end ?? segmentHeaderBytes };
     if (tailSegment === undefined) {

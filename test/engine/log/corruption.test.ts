@@ -247,6 +247,18 @@ describe('corruption matrix', () => {
     expect(err.message).toMatch(/missing/);
   });
 
+  it('a segment whose records vanished (zeroed) refuses with CORRUPT_LOG naming it', async () => {
+    const { dir, withRecords } = copy();
+    const file = join(dir, withRecords[1]!);
+    const buf = readFileSync(file);
+    buf.fill(0, segmentHeaderBytes);
+    writeFileSync(file, buf);
+    const err = await openError(dir);
+    expect(err.code).toBe(ErrorCode.CORRUPT_LOG);
+    expect(err.details).toMatchObject({ file, offset: segmentHeaderBytes });
+    expect(err.message).toMatch(/writes were lost/);
+  });
+
   it('a missing oldest segment still needed refuses, naming the group', async () => {
     const { dir, withRecords } = copy();
     rmSync(join(dir, withRecords[0]!));

@@ -1,7 +1,7 @@
 /**
  * Recent entries of every group, kept in memory so that a leader replicating what it just
- * appended never reads the disk. Bounded in bytes across all groups; the oldest entries go
- * first. An entry whose record is not yet written to its segment cannot be read back from disk,
+ * appended never reads the disk. Bounded in bytes across all groups (data plus a fixed
+ * allowance per entry for the cache's own objects); the oldest entries go first. An entry whose record is not yet written to its segment cannot be read back from disk,
  * so it stays cached (pinned) whatever the bound until the write completes; the append queue's
  * own bound limits how many such entries exist.
  *
@@ -62,6 +62,9 @@ export class GroupCache {
   }
 }
 
+/** Memory of one cached entry besides its data (the FIFO item, the slot, the Entry object). */
+const itemOverheadBytes = 96;
+
 interface CacheItem {
   cache: GroupCache;
   entry: Entry;
@@ -87,7 +90,7 @@ export class EntryCache {
   /** Caches `entry` (the next entry of `cache`), written to disk once the log reaches `lsn`. */
   add(cache: GroupCache, entry: Entry, lsn: number): void {
     cache.push(entry);
-    const bytes = entryRecordBytes(entry);
+    const bytes = entryRecordBytes(entry) + itemOverheadBytes;
     this.items.push({ cache, entry, bytes, lsn });
     this.bytes += bytes;
   }

@@ -167,6 +167,7 @@ export class SegmentedLog implements LogStore {
   private failure: FlotillaError | undefined;
   private closing = false;
   private closed = false;
+  private closeDone: Promise<void> | undefined;
   private writeBuf = new Uint8Array(64 * 1024);
   private readonly cleaner: Cleaner;
   private flushes = 0;
@@ -246,11 +247,12 @@ export class SegmentedLog implements LogStore {
     return this.control(group, (g) => planCompact(g.index, index));
   }
 
-  async close(): Promise<void> {
-    if (this.closing) {
-      await this.flusherDone;
-      return;
-    }
+  close(): Promise<void> {
+    this.closeDone ??= this.shutDown();
+    return this.closeDone;
+  }
+
+  private async shutDown(): Promise<void> {
     this.closing = true;
     await this.flusherDone;
     await this.segments.close();

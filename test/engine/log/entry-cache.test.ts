@@ -4,7 +4,7 @@ import { FaultFs } from '../../support/fault-fs.js';
 import { allEntries, ents, summary } from './helpers.js';
 
 describe('the read cache', () => {
-  it('stays within its byte bound and serves recent entries without touching the disk', async () => {
+  it('stays within its byte bound and serves recent entries without the disk', async () => {
     const fs = new FaultFs({ seed: 12 });
     const cacheBytesMax = 16 * 1024;
     const log = await SegmentedLog.open({

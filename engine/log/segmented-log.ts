@@ -49,7 +49,13 @@ import { RecordType } from '../records.js';
 import { Cleaner, type CleanerHost, type Relocation } from './cleaner.js';
 import { EntryCache } from './entry-cache.js';
 import { readEntryBlock, type SegmentFiles } from './entry-reader.js';
-import { encodeConfState, encodeVote, segmentHeaderBytes, segmentName } from './format.js';
+import {
+  encodeConfState,
+  encodeVote,
+  hardStatePayloadBytes,
+  segmentHeaderBytes,
+  segmentName,
+} from './format.js';
 import { type LogFs, nodeLogFs } from './fs.js';
 import { GroupState, type RecordLoc } from './group-state.js';
 import type { GroupWrite, LogStore } from './log-store.js';
@@ -375,7 +381,7 @@ export class SegmentedLog implements LogStore {
         bytes += record;
       }
     }
-    if (w.hardState !== undefined) bytes += recordHeaderBytes + 4;
+    if (w.hardState !== undefined) bytes += recordHeaderBytes + hardStatePayloadBytes;
     return bytes;
   }
 

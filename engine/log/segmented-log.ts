@@ -463,14 +463,15 @@ export class SegmentedLog implements LogStore {
     let runSegment = this.tailSeq;
     let runBytes = 0;
     for (const e of entries) {
-      const at = this.emit(e.type, g.id, e.term, e.index, e.data);
-      g.index.append(e.index, at.segment, at.offset, at.bytes, e.term);
-      if (at.segment !== runSegment && runBytes > 0) {
+      const offset = this.place(e.type, g.id, e.term, e.index, e.data);
+      const bytes = recordHeaderBytes + e.data.length;
+      g.index.append(e.index, this.tailSeq, offset, bytes, e.term);
+      if (this.tailSeq !== runSegment && runBytes > 0) {
         this.segments.addLive(runSegment, runBytes, g.id);
         runBytes = 0;
       }
-      runSegment = at.segment;
-      runBytes += at.bytes;
+      runSegment = this.tailSeq;
+      runBytes += bytes;
       this.cache.add(g.cache, e, this.enqueuedLsn);
     }
     if (runBytes > 0) this.segments.addLive(runSegment, runBytes, g.id);
@@ -508,10 +509,7 @@ export class SegmentedLog implements LogStore {
 
   // ---- Placing records ------------------------------------------------------------------------
 
-  /**
-   * Gives a record its place in the stream and queues it; returns where it goes. Every chunk
-   * keeps room for its closing LogWriteEnd record, in its segment and in its write.
-   */
+  /** As `place`, returning where the record goes. */
   private emit(
     type: number,
     group: GroupId,
@@ -519,6 +517,22 @@ export class SegmentedLog implements LogStore {
     index: number,
     payload: Uint8Array,
   ): RecordLoc {
+    const offset = this.place(type, group, term, index, payload);
+    return { segment: this.tailSeq, offset, bytes: recordHeaderBytes + payload.length };
+  }
+
+  /**
+   * Gives a record its place in the stream (at the tail: `tailSeq` says which segment) and
+   * queues it; returns its offset. Every chunk keeps room for its closing LogWriteEnd record,
+   * in its segment and in its write.
+   */
+  private place(
+    type: number,
+    group: GroupId,
+    term: number,
+    index: number,
+    payload: Uint8Array,
+  ): number {
     const bytes = recordHeaderBytes + payload.length;
     const room = bytes + recordHeaderBytes;
     const open = this.openChunk;
@@ -528,9 +542,9 @@ export class SegmentedLog implements LogStore {
       while (this.tailOffset + room > this.tailCapacity) this.rotate();
     }
     const chunk = this.openChunk ?? this.startChunk();
-    const at = { segment: this.tailSeq, offset: this.tailOffset, bytes };
-    this.place(chunk, { type, group, term, index, payload }, bytes);
-    return at;
+    const offset = this.tailOffset;
+    this.queue(chunk, { type, group, term, index, payload }, bytes);
+    return offset;
   }
 
   private startChunk(): Chunk {
@@ -547,7 +561,7 @@ export class SegmentedLog implements LogStore {
     return chunk;
   }
 
-  private place(chunk: Chunk, record: RecordInput, bytes: number): void {
+  private queue(chunk: Chunk, record: RecordInput, bytes: number): void {
     chunk.records.push(record);
     chunk.bytes += bytes;
     this.tailOffset += bytes;
@@ -567,7 +581,7 @@ export class SegmentedLog implements LogStore {
       index: chunk.bytes,
       payload: new Uint8Array(0),
     };
-    this.place(chunk, end, recordHeaderBytes);
+    this.queue(chunk, end, recordHeaderBytes);
   }
 
   private rotate(): void {

@@ -20,6 +20,7 @@ import {
 } from '../../engine/limits.js';
 import { FrameReader } from '../../engine/transport/frame-reader.js';
 import { protocolError } from '../../engine/transport/wire.js';
+import { CorkedWriter } from './corked-writer.js';
 import {
   type ClientFrame,
   ClientFrameKind,
@@ -76,6 +77,7 @@ export class ClientConnection {
   private readonly closeListeners = new Set<(err: FlotillaError) => void>();
   private lastReceiveMs = Date.now();
   private readonly keepalive: NodeJS.Timeout;
+  private readonly writer: CorkedWriter;
 
   private constructor(
     private readonly socket: Socket,
@@ -87,6 +89,7 @@ export class ClientConnection {
     readonly address: string,
   ) {
     reader.setFrameBytesMax(clientFrameBytesMax);
+    this.writer = new CorkedWriter(socket);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(unavailable(`connection error: ${err.message}`)));
     socket.on('close', () => this.fail(unavailable('the node closed the connection')));
@@ -150,7 +153,7 @@ export class ClientConnection {
         );
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
-      this.socket.write(frame);
+      this.writer.write(frame);
     });
   }
 
@@ -172,7 +175,7 @@ export class ClientConnection {
       this.fail(unavailable(`node ${this.nodeId} stopped answering (no keepalive)`));
       return;
     }
-    this.socket.write(encodeClientFrame(ClientFrameKind.Ping, 0, emptyBody));
+    this.writer.write(encodeClientFrame(ClientFrameKind.Ping, 0, emptyBody));
   }
 
   private onData(chunk: Buffer): void {

@@ -35,6 +35,7 @@ import { FrameReader } from '../../engine/transport/frame-reader.js';
 import { defaultLogger, type Logger } from '../../engine/transport/transport.js';
 import type { NodeService } from '../node-service.js';
 import { scanPageEntries } from '../store-api.js';
+import { CorkedWriter } from './corked-writer.js';
 import {
   asWireError,
   type ClientFrame,
@@ -151,6 +152,7 @@ class ServerConnection {
   lastReceiveMs = this.openedMs;
   phase: Phase = 'await-hello';
   private readonly reader = new FrameReader(clientHandshakeFrameBytesMax);
+  private readonly writer: CorkedWriter;
   private readonly nonce = newClientNonce();
   private transcript: ClientTranscript | undefined;
   private inFlight = 0;
@@ -168,6 +170,7 @@ class ServerConnection {
     private readonly host: ConnectionHost,
   ) {
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.writer = new CorkedWriter(socket);
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
@@ -214,7 +217,7 @@ class ServerConnection {
 
   private send(frame: Uint8Array): void {
     if (this.phase === 'closed') return;
-    this.socket.write(frame);
+    this.writer.write(frame);
     if (this.socket.writableLength > this.host.tuning.sendBufferBytesMax) this.blocked = true;
   }
 

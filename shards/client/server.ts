@@ -33,6 +33,7 @@ import {
 import type { CommandResult } from '../../engine/state/commands.js';
 import { FrameReader } from '../../engine/transport/frame-reader.js';
 import { defaultLogger, type Logger } from '../../engine/transport/transport.js';
+import { parseAddress } from '../cluster-config.js';
 import type { NodeService } from '../node-service.js';
 import { scanPageEntries } from '../store-api.js';
 import { CorkedWriter } from './corked-writer.js';
@@ -575,4 +576,31 @@ class ConnectionHub implements ConnectionHost {
     for (const conn of [...this.connections]) conn.close('the node is shutting down');
     await stopped;
   }
+}
+
+/** What a cluster node offers for serving clients (ClusterNode has these members). */
+export interface ServableNode {
+  readonly service: NodeService;
+  readonly clusterId: string;
+  /** "host:port" from the node's entry in cluster.json. */
+  readonly clientAddress: string;
+}
+
+/**
+ * Starts the client server of a cluster node on the node's configured client address: what
+ * `flotilla serve` and `Flotilla.start` run beside the node. A port in use is a CONFIG error
+ * naming the address.
+ */
+export function serveNodeClients(
+  node: ServableNode,
+  options: Omit<ClientServerOptions, 'service' | 'host' | 'port' | 'clusterId'>,
+): Promise<ClientServer> {
+  const { host, port } = parseAddress(node.clientAddress, 'client', `node ${node.service.nodeId}`);
+  return startClientServer({
+    ...options,
+    service: node.service,
+    host,
+    port,
+    clusterId: node.clusterId,
+  });
 }

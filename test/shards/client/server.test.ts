@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -16,7 +17,7 @@ import {
   unpackBody,
   wirePackr,
 } from '../../../shards/client/protocol.js';
-import { startClientServer } from '../../../shards/client/server.js';
+import { serveNodeClients, startClientServer } from '../../../shards/client/server.js';
 import { Flotilla } from '../../../shards/index.js';
 import type { NodeService } from '../../../shards/node-service.js';
 import { evenRanges, keyHash, rangeIndexOf } from '../../../shards/partition.js';
@@ -133,6 +134,39 @@ describe('the client handshake against a real server', () => {
   });
 });
 
+describe('serving a node on its configured client address', () => {
+  it('listens where the config says, and refuses a port in use with CONFIG', async () => {
+    served = await serveStore(2);
+    const node = {
+      service: served.store.nodeService,
+      clusterId,
+      clientAddress: `127.0.0.1:${served.server.address.port}`,
+    };
+    const err = await serveNodeClients(node, { secret }).then(
+      () => undefined,
+      (e: unknown) => e as FlotillaError,
+    );
+    expect(err?.code).toBe('CONFIG');
+    expect(err?.message).toContain(node.clientAddress);
+    const [port] = await freePort();
+    const server = await serveNodeClients(
+      { ...node, clientAddress: `127.0.0.1:${port}` },
+      {
+        secret,
+        logger: () => {},
+      },
+    );
+    try {
+      const db = await Flotilla.connect([`127.0.0.1:${port}`], { secret, clusterId });
+      await db.put('k', 'v');
+      expect(await db.get('k')).toBe('v');
+      await db.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('serving requests', () => {
   it('answers BUSY beyond the in-flight limit of a connection', async () => {
     served = await serveStore(2, { tuning: { requestsInFlightMax: 2 } });
@@ -232,6 +266,15 @@ describe('serving requests', () => {
     }
   });
 });
+
+/** A port nobody listens on right now. */
+async function freePort(): Promise<number[]> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return [port];
+}
 
 /** The shard of `key` in a store of `shards` even shards. */
 function shardOf(key: string, shards: number): number {

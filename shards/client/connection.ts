@@ -204,8 +204,14 @@ export class ClientConnection {
         if (p === undefined) return;
         this.pending.delete(frame.requestId);
         clearTimeout(p.timer);
-        if (frame.kind === ClientFrameKind.Error) p.reject(decodeErrorBody(frame.body));
-        else p.resolve(unpackBody(frame.body));
+        try {
+          if (frame.kind === ClientFrameKind.Error) p.reject(decodeErrorBody(frame.body));
+          else p.resolve(unpackBody(frame.body));
+        } catch (err) {
+          // A malformed answer fails its request, then (rethrown) the whole connection.
+          if (isFlotillaError(err)) p.reject(err);
+          throw err;
+        }
         return;
       }
       case ClientFrameKind.Push:

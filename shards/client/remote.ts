@@ -145,7 +145,7 @@ export class RemoteAccess implements ShardAccess {
   private constructor(
     private readonly endpoints: string[],
     private readonly secret: Uint8Array,
-    private readonly expectedClusterId: Uint8Array,
+    private expectedClusterId: Uint8Array,
     readonly timeoutMs: number,
     private readonly tls: ClientTls | undefined,
   ) {}
@@ -304,6 +304,10 @@ export class RemoteAccess implements ShardAccess {
       throw new FlotillaError('CLOSED', 'the client is closed');
     }
     this.clusterId = conn.clusterId;
+    // Without a cluster id of its own, the client keeps to the first cluster it meets.
+    if (this.expectedClusterId.length === 0) {
+      this.expectedClusterId = Buffer.from(conn.clusterId, 'utf8');
+    }
     this.endpointIds.set(address, conn.nodeId);
     const slot = this.slot(conn.nodeId);
     slot.address = address;
@@ -427,7 +431,8 @@ export class RemoteAccess implements ShardAccess {
       try {
         const conn = await this.connectionTo(node, deadline);
         const result = await attempt(conn, route.shard, Math.max(1, deadline - Date.now()));
-        if (route.mode === 'leader') this.leaders.set(route.shard, node);
+        // Only a leader applies writes; a follower may serve a linearizable read itself.
+        if (route.write) this.leaders.set(route.shard, node);
         return result;
       } catch (err) {
         if (!isFlotillaError(err) || !retriedCodes.has(err.code)) throw err;

@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlotillaError } from '../../../engine/errors.js';
 import { keyBytesMax, valueBytesMax } from '../../../engine/limits.js';
+import { wirePackr } from '../../../shards/client/protocol.js';
 import type { RemoteStore } from '../../../shards/client/remote.js';
 import { Flotilla } from '../../../shards/index.js';
 import type { Value, WatchEvent } from '../../../shards/types.js';
-import { codeOf, type Served, secret, serveStore, sleep } from './support.js';
+import { codeOf, type Served, secret, serveStore, sleep, startBrokenNode } from './support.js';
 
 let served: Served | undefined;
 afterEach(async () => {
@@ -177,6 +178,23 @@ describe('a remote store: bad input and life cycle', () => {
     expect(await codeOf(connect(['127.0.0.1:1'], { secret, timeoutMs: -1 }))).toBe(
       'INVALID_ARGUMENT',
     );
+  });
+
+  it('fails with PROTOCOL, promptly, when a node answers with bytes that do not parse', async () => {
+    for (const answer of [Uint8Array.of(0xc1), wirePackr.pack([1, 2, 3])]) {
+      const broken = await startBrokenNode(answer);
+      try {
+        const connect = Flotilla.connect([`127.0.0.1:${broken.port}`], {
+          secret,
+          timeoutMs: 5_000,
+        });
+        const started = Date.now();
+        expect(await codeOf(connect)).toBe('PROTOCOL');
+        expect(Date.now() - started).toBeLessThan(4_000);
+      } finally {
+        await broken.close();
+      }
+    }
   });
 
   it('reports UNAVAILABLE when no endpoint answers', async () => {

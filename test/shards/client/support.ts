@@ -4,7 +4,7 @@
  * it over real sockets.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientFrameBytesMax } from '../../../engine/limits.js';
@@ -15,9 +15,11 @@ import {
   ClientFrameKind,
   clientHandshakeMac,
   decodeClientFrame,
+  decodeClientHello,
   decodeClientWelcome,
   encodeClientFrame,
   encodeClientHello,
+  encodeClientWelcome,
   newClientNonce,
 } from '../../../shards/client/protocol.js';
 import type { ConnectOptions, RemoteStore } from '../../../shards/client/remote.js';
@@ -187,4 +189,58 @@ export class RawClient {
   close(): void {
     this.socket.destroy();
   }
+}
+
+/**
+ * A node that completes the handshake correctly and then answers every request with `answer`
+ * (bytes of a Response body): a node with a bug, as a client must survive it.
+ */
+export async function startBrokenNode(
+  answer: Uint8Array,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    const reader = new FrameReader(clientFrameBytesMax);
+    const nonce = newClientNonce();
+    let clientNonce: Uint8Array | undefined;
+    socket.on('error', () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => {
+      reader.push(new Uint8Array(chunk));
+      for (let bytes = reader.next(); bytes !== null; bytes = reader.next()) {
+        const frame = decodeClientFrame(bytes);
+        const transcript = () => ({
+          nodeId: 1,
+          clusterId: Buffer.from(clusterId),
+          clientNonce: clientNonce!,
+          nodeNonce: nonce,
+        });
+        if (frame.kind === ClientFrameKind.Hello) {
+          clientNonce = decodeClientHello(frame.body).nonce;
+          const mac = clientHandshakeMac(Buffer.from(secret), 'node', transcript());
+          socket.write(
+            encodeClientWelcome({
+              version: 1,
+              nodeId: 1,
+              clusterId: Buffer.from(clusterId),
+              nonce,
+              mac,
+            }),
+          );
+        } else if (frame.kind === ClientFrameKind.Proof) {
+          socket.write(encodeClientFrame(ClientFrameKind.Ready, 0, new Uint8Array(0)));
+        } else if (frame.kind === ClientFrameKind.Request) {
+          socket.write(encodeClientFrame(ClientFrameKind.Response, frame.requestId, answer));
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }

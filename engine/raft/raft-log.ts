@@ -44,11 +44,15 @@ export class RaftLog {
   /** A log over `storage`, whose state machine has applied up to `applied`. */
   constructor(storage: RaftStorage, committed: number, applied: number) {
     this.storage = storage;
-    this.offset = storage.lastIndex() + 1;
-    const first = storage.firstIndex();
-    assert(committed <= storage.lastIndex(), 'persisted commit is beyond the persisted log');
-    this.committed = Math.max(committed, first - 1);
-    this.applied = Math.min(Math.max(applied, first - 1), this.committed);
+    const last = storage.lastIndex();
+    this.offset = last + 1;
+    assert(committed <= last, 'persisted commit is beyond the persisted log');
+    assert(applied <= last, 'applied index is beyond the persisted log');
+    // An applied entry was committed even if the hard state recording that (written without
+    // fsync when only the commit index changed) was lost in a crash.
+    const floor = Math.max(applied, storage.firstIndex() - 1);
+    this.committed = Math.max(committed, floor);
+    this.applied = floor;
   }
 
   /** Index of the first entry still available. */

@@ -718,7 +718,12 @@ export class RaftNode {
     if (m.type === MessageType.PreVoteResp && !m.reject) return true; // counted at term + 1
     const fromLeader =
       m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap;
+    const elapsed = this.electionElapsed;
     this.becomeFollower(m.term, fromLeader ? m.from : 0);
+    // Raft §5.2: only a leader's message or a granted vote restarts the election timer. A
+    // candidate that cannot win (stale log, fast clock) must not keep everybody else's timers
+    // from firing by merely raising the term.
+    if (!fromLeader) this.electionElapsed = elapsed;
     return true;
   }
 
@@ -732,12 +737,10 @@ export class RaftNode {
   }
 
   private stepLowerTerm(m: Message): void {
-    if (
-      (this.checkQuorum || this.preVote) &&
-      (m.type === MessageType.App || m.type === MessageType.Heartbeat)
-    ) {
-      // A stale leader (e.g. back from a partition) learns the newer term from this answer;
-      // with PreVote/CheckQuorum it would otherwise never hear of it.
+    if (m.type === MessageType.App || m.type === MessageType.Heartbeat) {
+      // A stale leader learns the newer term from this answer (Raft §5.1). It may hear of it
+      // no other way: with PreVote/CheckQuorum our vote requests stay pre-votes or are ignored,
+      // and a member whose configuration is stale sends them to the wrong nodes.
       this.sendResponse(this.message(MessageType.AppResp, m.from, this.term));
     } else if (m.type === MessageType.PreVote) {
       const resp = this.message(MessageType.PreVoteResp, m.from, this.term);

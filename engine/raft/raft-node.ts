@@ -43,11 +43,11 @@
 import { assert } from './assert.js';
 import { applyConfChangeTo, decodeConfChange, encodeConfChange, isJoint } from './conf-change.js';
 import { type Progress, ProgressState, progressStateNames } from './progress.js';
+import { ProposalLedger } from './proposal-ledger.js';
 import { noEntries, RaftLog } from './raft-log.js';
 import type {
   DroppedProposals,
   DroppedRead,
-  DropReason,
   PeerStatus,
   ProposeResult,
   RaftConfig,
@@ -193,11 +193,10 @@ export class RaftNode {
   private msgsAfterPersist: Message[] | null = null;
   private readStates: ReadState[] | null = null;
   private droppedReads: DroppedRead[] | null = null;
-  private dropped: DroppedProposals[] | null = null;
   private confChanged = false;
   private messagesDropped = 0;
-  /** Proposals made here and not yet resolved: flat (term, fromIndex, toIndex) triples. */
-  private ownRanges: number[] | null = null;
+  /** Proposals made here and not yet settled (null while there are none). */
+  private ledger: ProposalLedger | null = null;
   // The state last handed out, to report only changes.
   private prevTerm: number;
   private prevVote: NodeId;
@@ -401,7 +400,7 @@ export class RaftNode {
     if (this.closed) return;
     this.dropPendingReads('closed');
     this.dropForwardedReads('closed');
-    this.dropAllOwnProposals('closed');
+    this.ledger?.dropAll('closed');
     this.closed = true;
   }
 
@@ -421,7 +420,7 @@ export class RaftNode {
       this.lead !== this.prevLead ||
       this.readStates !== null ||
       this.droppedReads !== null ||
-      this.dropped !== null ||
+      this.ledger?.hasDrops() === true ||
       this.confChanged
     );
   }
@@ -446,7 +445,7 @@ export class RaftNode {
       confState: this.confChanged ? copyConfState(this.tracker.conf) : undefined,
       readStates: this.readStates ?? noReadStates,
       droppedReads: this.droppedReads ?? noDroppedReads,
-      dropped: this.dropped ?? noDropped,
+      dropped: this.ledger?.takeDrops() ?? noDropped,
     };
     rd.mustSync =
       rd.entries.length > 0 ||
@@ -462,7 +461,7 @@ export class RaftNode {
     this.msgsAfterPersist = null;
     this.readStates = null;
     this.droppedReads = null;
-    this.dropped = null;
+    if (this.ledger?.isIdle() === true) this.ledger = null;
     this.confChanged = false;
     this.outstanding = rd;
     return rd;
@@ -865,8 +864,8 @@ export class RaftNode {
       this.log.restore(snap);
       this.tracker.setConf(copyConfState(snap.conf), snap.index);
       this.confChanged = true;
-      this.resolveOwnAfterSnapshot(snap.index, snap.term);
-      if (!this.tracker.isMember(this.id)) this.dropAllOwnProposals('removed');
+      this.ledger?.settleSnapshot(snap.index, snap.term);
+      if (!this.tracker.isMember(this.id)) this.ledger?.dropAll('removed');
       resp.index = this.log.lastIndex();
     }
     this.sendResponse(resp);
@@ -1230,7 +1229,7 @@ export class RaftNode {
   /** Side effects of handing `entries` to the host: conf changes, budgets, proposal outcomes. */
   private deliverCommitted(entries: Entry[]): void {
     // Settle our proposals among these entries first: a conf change below may remove us.
-    if (this.ownRanges !== null) this.resolveOwnProposals(entries);
+    this.ledger?.settleCommitted(entries);
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.type === EntryType.ConfChange) this.applyConfEntry(e);
@@ -1247,7 +1246,7 @@ export class RaftNode {
     assert(result.ok, 'a committed conf change does not apply to the configuration');
     this.tracker.setConf(result.conf, this.log.lastIndex());
     this.confChanged = true;
-    if (!this.tracker.isMember(this.id)) this.dropAllOwnProposals('removed');
+    if (!this.tracker.isMember(this.id)) this.ledger?.dropAll('removed');
     if (this.role !== Role.Leader) return;
     if (!this.tracker.isVoter(this.id)) {
       this.handOverAfterRemoval();
@@ -1271,97 +1270,8 @@ export class RaftNode {
   // ---- Proposal outcomes ---------------------------------------------------------------------
 
   private trackOwnProposal(index: number): void {
-    if (this.ownRanges === null) this.ownRanges = [];
-    const ranges = this.ownRanges;
-    const n = ranges.length;
-    if (n > 0 && ranges[n - 3] === this.term && ranges[n - 1] === index - 1) {
-      ranges[n - 1] = index;
-      return;
-    }
-    if (n / 3 >= this.proposalRangesMax) {
-      this.reportDropped(ranges[0]!, ranges[1]!, ranges[2]!, 'untracked');
-      ranges.splice(0, 3);
-    }
-    ranges.push(this.term, index, index);
-  }
-
-  /**
-   * Committed entries settle our proposals: one at index i of term t took effect iff the
-   * committed entry at i has term t; otherwise it was superseded.
-   */
-  private resolveOwnProposals(entries: Entry[]): void {
-    const ranges = this.ownRanges!;
-    const first = entries[0]!.index;
-    const last = entries[entries.length - 1]!.index;
-    let k = 0;
-    while (k < ranges.length) {
-      const term = ranges[k]!;
-      const lo = ranges[k + 1]!;
-      const hi = ranges[k + 2]!;
-      const from = Math.max(lo, first);
-      const to = Math.min(hi, last);
-      let runStart = 0;
-      for (let i = from; i <= to; i++) {
-        const superseded = entries[i - first]!.term !== term;
-        if (superseded && runStart === 0) runStart = i;
-        if (!superseded && runStart !== 0) {
-          this.reportDropped(term, runStart, i - 1, 'superseded');
-          runStart = 0;
-        }
-      }
-      if (runStart !== 0) this.reportDropped(term, runStart, to, 'superseded');
-      if (hi <= last) ranges.splice(k, 3);
-      else {
-        if (lo <= last) ranges[k + 1] = last + 1;
-        k += 3;
-      }
-    }
-    if (ranges.length === 0) this.ownRanges = null;
-  }
-
-  /** A snapshot replaced the log: our proposals up to its index can no longer be checked. */
-  private resolveOwnAfterSnapshot(index: number, term: number): void {
-    const ranges = this.ownRanges;
-    if (ranges === null) return;
-    let k = 0;
-    while (k < ranges.length) {
-      const t = ranges[k]!;
-      const lo = ranges[k + 1]!;
-      const hi = ranges[k + 2]!;
-      if (lo > index) {
-        k += 3;
-        continue;
-      }
-      // Terms never decrease along a log: a proposal newer than the snapshot's last entry cannot
-      // be in it.
-      const reason: DropReason = t > term ? 'superseded' : 'snapshot';
-      this.reportDropped(t, lo, Math.min(hi, index), reason);
-      if (hi <= index) ranges.splice(k, 3);
-      else {
-        ranges[k + 1] = index + 1;
-        k += 3;
-      }
-    }
-    if (ranges.length === 0) this.ownRanges = null;
-  }
-
-  private dropAllOwnProposals(reason: DropReason): void {
-    const ranges = this.ownRanges;
-    if (ranges === null) return;
-    for (let k = 0; k < ranges.length; k += 3) {
-      this.reportDropped(ranges[k]!, ranges[k + 1]!, ranges[k + 2]!, reason);
-    }
-    this.ownRanges = null;
-  }
-
-  private reportDropped(
-    term: number,
-    fromIndex: number,
-    toIndex: number,
-    reason: DropReason,
-  ): void {
-    if (this.dropped === null) this.dropped = [];
-    this.dropped.push({ term, fromIndex, toIndex, reason });
+    if (this.ledger === null) this.ledger = new ProposalLedger(this.proposalRangesMax);
+    this.ledger.track(this.term, index);
   }
 
   // ---- Sending -------------------------------------------------------------------------------

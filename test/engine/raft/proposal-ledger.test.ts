@@ -58,7 +58,7 @@ describe('ProposalLedger', () => {
         fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 1, maxLength: 20 }),
         (proposalTerms, committedTerms, batches) => {
           const ledger = new ProposalLedger(1000);
-          proposalTerms.forEach((t, k) => ledger.track(t, k + 1));
+          for (const [k, t] of proposalTerms.entries()) ledger.track(t, k + 1);
           const log = committedTerms.slice(0, proposalTerms.length).sort((a, b) => a - b);
           const dropped = new Set<number>();
           let next = 1;

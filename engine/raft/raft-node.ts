@@ -251,7 +251,11 @@ export class RaftNode {
     else this.tickElection();
   }
 
-  /** Feeds a message from a peer of this group. */
+  /**
+   * Feeds a message from a peer of this group. The core keeps references to the message's
+   * entries, their data and its context (until persisted and handed out): the caller must not
+   * reuse those buffers.
+   */
   step(m: Message): void {
     assert(m.group === this.group, 'message for another group');
     assert(m.to === this.id, 'message for another node');

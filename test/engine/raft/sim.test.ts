@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { runSimulation, simOptionsForSeed } from '../../support/raft-sim.js';
 
 const replay = process.env.SEED;
-const seedCount = Number(process.env.SIM_SEEDS ?? 300);
+const seedCount = Number(process.env.SIM_SEEDS ?? 800);
 const turns = process.env.SIM_TURNS === undefined ? undefined : Number(process.env.SIM_TURNS);
 const seeds =
   replay !== undefined ? [Number(replay)] : Array.from({ length: seedCount }, (_, k) => k + 1);

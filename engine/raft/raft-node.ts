@@ -1256,6 +1256,7 @@ export class RaftNode {
       this.handOverAfterRemoval();
       return;
     }
+    if (this.transferee !== 0 && !this.tracker.isVoter(this.transferee)) this.transferee = 0;
     this.maybeCommit(); // the quorum changed
     this.appendDirty = true;
   }

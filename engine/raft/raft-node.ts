@@ -1029,12 +1029,14 @@ export class RaftNode {
     return false;
   }
 
-  /** Heartbeats to every peer; with `context` when a read round or the lease needs answers. */
+  /** The periodic heartbeats; with a round context when a read round or the lease needs one. */
   private broadcastHeartbeat(): void {
-    let context: Uint8Array | undefined;
-    if (this.readOnlyOption === 'lease' || this.readsInRound !== null) {
-      context = this.newRoundContext();
-    }
+    const needsAnswer = this.readOnlyOption === 'lease' || this.readsInRound !== null;
+    this.sendHeartbeats(needsAnswer ? this.newRoundContext() : undefined);
+  }
+
+  /** A heartbeat to every peer, with the commit index each may apply and `context` to echo. */
+  private sendHeartbeats(context: Uint8Array | undefined): void {
     const committed = this.log.committed;
     for (const pr of this.tracker.progress!) {
       if (pr.id === this.id) continue;
@@ -1140,14 +1142,7 @@ export class RaftNode {
     this.readRoundIndex = this.log.committed;
     const context = this.newRoundContext();
     this.readRoundSeq = this.roundSeq;
-    const committed = this.log.committed;
-    for (const pr of this.tracker.progress!) {
-      if (pr.id === this.id) continue;
-      const m = this.message(MessageType.Heartbeat, pr.id, this.term);
-      m.commit = Math.min(pr.match, committed);
-      m.context = context;
-      this.send(m);
-    }
+    this.sendHeartbeats(context);
     this.maybeFinishReadRound();
   }
 

@@ -1,0 +1,93 @@
+/**
+ * Three ClusterNodes in one process on real loopback TCP: elections, replication, failover and
+ * catching up from the log after a restart.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeCommand } from '../../engine/state/commands.js';
+import { TempDirs, TestCluster, waitFor } from './cluster-support.js';
+
+const dirs = new TempDirs();
+const clusters: TestCluster[] = [];
+afterEach(async () => {
+  await Promise.all(clusters.splice(0).map((c) => c.close()));
+  dirs.cleanup();
+});
+
+async function startCluster(shards: number): Promise<TestCluster> {
+  const cluster = await TestCluster.start(dirs, shards);
+  clusters.push(cluster);
+  return cluster;
+}
+
+/** Writes `count` keys to every shard; returns the highest version written per shard. */
+async function writeEach(cluster: TestCluster, count: number, prefix: string) {
+  const versions = new Map<number, number>();
+  for (let shard = 1; shard <= cluster.config.shards; shard++) {
+    const keys = cluster.keysOf(shard, count, prefix);
+    const written = await Promise.all(keys.map((k) => cluster.put(k, { k, shard })));
+    versions.set(shard, Math.max(...written));
+  }
+  return versions;
+}
+
+describe('a cluster of three nodes', () => {
+  it('elects a leader for every shard, preferring each shard\u2019s first replica', async () => {
+    const cluster = await startCluster(6);
+    await cluster.waitForLeaders();
+    const leaders = Array.from({ length: 6 }, (_, i) => cluster.agreedLeader(i + 1));
+    // Placement rotates the first replica over the nodes; with no faults each one wins.
+    expect(leaders).toEqual([1, 2, 3, 1, 2, 3]);
+    const map = cluster.nodes.get(2)!.service.shardMap();
+    expect(map.shards.map((s) => s.leader)).toEqual(leaders);
+    expect(map.nodes.map((n) => n.client)).toEqual(cluster.config.nodes.map((n) => n.client));
+    expect(map.shards[0]!.hashLow).toBe(0);
+    expect(map.shards[5]!.hashHigh).toBe(2 ** 32);
+  });
+
+  it('commits writes made at the leader on every replica, with equal content', async () => {
+    const cluster = await startCluster(4);
+    await cluster.waitForLeaders();
+    const versions = await writeEach(cluster, 25, 'a');
+    await cluster.waitConverged(versions);
+    const key = cluster.keysOf(3, 1, 'a')[0]!;
+    for (const node of cluster.nodes.values()) {
+      const stored = await node.service.read(3, Buffer.from(key), 'stale');
+      expect(stored?.value).toEqual({ k: key, shard: 3 });
+    }
+  });
+
+  it('gives each shard its hash range: a key of another shard is refused', async () => {
+    const cluster = await startCluster(2);
+    await cluster.waitForLeaders();
+    const leader = cluster.nodes.get(cluster.agreedLeader(1))!;
+    // The leader proposes the range once elected; wait until it is applied.
+    await cluster.put(cluster.keysOf(1, 1)[0]!, 'first');
+    const foreign = Buffer.from(cluster.keysOf(2, 1)[0]!);
+    const command = encodeCommand({ type: 'put', key: foreign, value: 'misrouted' });
+    await expect(leader.service.propose(1, command)).rejects.toMatchObject({
+      code: 'STALE_EPOCH',
+    });
+  });
+
+  it('fails over when a node leading shards stops, and catches it up from the log', async () => {
+    const cluster = await startCluster(3);
+    await cluster.waitForLeaders();
+    const before = await writeEach(cluster, 10, 'b');
+    await cluster.waitConverged(before);
+    // Node 1 leads shard 1 (its preferred shard); stop it.
+    expect(cluster.agreedLeader(1)).toBe(1);
+    await cluster.stopNode(1);
+    await cluster.waitForLeaders();
+    expect([2, 3]).toContain(cluster.agreedLeader(1));
+    const during = await writeEach(cluster, 10, 'c');
+    await cluster.waitConverged(during);
+    // Back from its directory, node 1 receives what it missed as log entries.
+    const node1 = await cluster.startNode(1);
+    await cluster.waitConverged(during);
+    expect(node1.snapshotStats().installed).toBe(0);
+    await cluster.waitForLeaders();
+    const after = await writeEach(cluster, 5, 'd');
+    await cluster.waitConverged(after);
+    await waitFor(() => node1.shardStatus(2).applied >= after.get(2)!, 'node 1 applies');
+  });
+});

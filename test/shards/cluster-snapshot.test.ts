@@ -1,0 +1,117 @@
+/**
+ * Snapshots over the wire between real ClusterNodes: a follower whose log fell behind the
+ * leader's compacted prefix catches up from a streamed snapshot, restarts cleanly from it, and
+ * recovers when the stream breaks midway.
+ */
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ClusterNode } from '../../shards/cluster-node.js';
+import {
+  BreakingProxy,
+  clusterJson,
+  fastTuning,
+  freePorts,
+  TempDirs,
+  TestCluster,
+  waitFor,
+  writeCluster,
+} from './cluster-support.js';
+
+/** Compacts all but two entries below the durable applied index, twenty times a second. */
+const compactingTuning = { ...fastTuning, compactionSlackEntries: 2, checkpointMs: 50 };
+
+const dirs = new TempDirs();
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  dirs.cleanup();
+});
+
+/** Writes `count` values of `bytes` bytes to `shard`; returns the last version. */
+async function fill(cluster: TestCluster, shard: number, count: number, prefix: string, bytes = 8) {
+  let last = 0;
+  for (const key of cluster.keysOf(shard, count, prefix)) {
+    last = Math.max(last, await cluster.put(key, prefix.repeat(bytes)));
+  }
+  return last;
+}
+
+/** Waits until every other node compacted `shard` beyond the index `behind` holds. */
+async function compactedPast(cluster: TestCluster, shard: number, behind: number) {
+  const others = () => [...cluster.nodes.values()];
+  await waitFor(
+    () => others().every((n: ClusterNode) => n.shardStatus(shard).logFirstIndex > behind + 1),
+    'the log to be compacted past the stopped follower',
+  );
+}
+
+describe('snapshots over the wire', () => {
+  it('catch up a follower whose log fell behind the compacted prefix', async () => {
+    const cluster = await TestCluster.start(dirs, 2, compactingTuning);
+    cleanups.push(() => cluster.close());
+    await cluster.waitForLeaders();
+    await cluster.waitConverged(new Map([[1, await fill(cluster, 1, 5, 'a')]]));
+    const behind = cluster.nodes.get(3)!.shardStatus(1).logLastIndex;
+    await cluster.stopNode(3);
+    const written = new Map([
+      [1, await fill(cluster, 1, 40, 'b')],
+      [2, await fill(cluster, 2, 40, 'b')],
+    ]);
+    await compactedPast(cluster, 1, behind);
+    const node3 = await cluster.startNode(3);
+    await cluster.waitConverged(written);
+    expect(node3.snapshotStats().installed).toBeGreaterThanOrEqual(1);
+    // A leader counts a stream as sent once the follower's answer ends it (on its next tick).
+    const leaders = [1, 2].map((id) => cluster.nodes.get(id)!);
+    await waitFor(() => leaders.every((n) => n.snapshotStats().sending === 0), 'streams to end');
+    const sent = leaders.map((n) => n.snapshotStats().sent);
+    expect(sent[0]! + sent[1]!).toBe(node3.snapshotStats().installed);
+    expect(node3.shardStatus(1).logFirstIndex).toBeGreaterThan(behind + 1);
+    // Replication continues by log after the snapshot.
+    const more = new Map([[1, await fill(cluster, 1, 10, 'c')]]);
+    await cluster.waitConverged(more);
+    // The installed snapshot (log marker, state, membership) survives a restart.
+    await cluster.stopNode(3);
+    await cluster.startNode(3);
+    await cluster.waitForLeaders();
+    const last = new Map([
+      [1, await fill(cluster, 1, 5, 'd')],
+      [2, await fill(cluster, 2, 5, 'd')],
+    ]);
+    await cluster.waitConverged(last);
+  });
+
+  it('recover when the stream breaks midway: the partial install is dropped and resent', async () => {
+    const root = dirs.make();
+    const ports = await freePorts(7);
+    const raw = clusterJson(ports, 1);
+    const { config } = writeCluster(root, raw);
+    // Node 3 listens on a port of its own; the address its peers dial is the proxy's.
+    const node3Listen = `127.0.0.1:${ports[6]}`;
+    const proxy = await BreakingProxy.start(ports[2]!, ports[6]!);
+    cleanups.push(() => proxy.close());
+    const cluster = new TestCluster(config, root, compactingTuning, new Map([[3, node3Listen]]));
+    cleanups.push(() => cluster.close());
+    await Promise.all([1, 2, 3].map((id) => cluster.startNode(id)));
+    await cluster.waitForLeaders();
+    await cluster.waitConverged(new Map([[1, await fill(cluster, 1, 3, 'a')]]));
+    const behind = cluster.nodes.get(3)!.shardStatus(1).logLastIndex;
+    await cluster.stopNode(3);
+    // About 1 MB in 40 values: the snapshot takes several chunks.
+    const written = new Map([[1, await fill(cluster, 1, 40, 'v', 24 * 1024)]]);
+    await compactedPast(cluster, 1, behind);
+    proxy.breakAfter(300 * 1024);
+    const node3 = await cluster.startNode(3);
+    await cluster.waitConverged(written);
+    expect(proxy.broken).toBe(1);
+    const leader = cluster.nodes.get(cluster.agreedLeader(1))!;
+    // Both ends saw the connection go: the follower dropped its partial install, the leader
+    // abandoned the stream; then a second stream went through.
+    expect(node3.snapshotStats().receiveAborted).toBeGreaterThanOrEqual(1);
+    expect(leader.snapshotStats().sendFailed).toBeGreaterThanOrEqual(1);
+    expect(node3.snapshotStats().installed).toBe(1);
+    expect(node3.snapshotStats().receiving).toBe(0);
+    await waitFor(() => leader.snapshotStats().sent === 1, 'the second stream to be answered');
+    expect(join(root, 'node-3')).toBe(node3.dataDir);
+  });
+});

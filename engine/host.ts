@@ -677,11 +677,21 @@ export class NodeHost {
       }
     }
     this.apply(early);
-    const done = writes.length > 0 ? this.log.append(writes) : Promise.resolve();
-    this.writing = done.then(
+    this.writing = this.persist(writes).then(
       () => this.afterPersist(batch, late),
       (err: unknown) => this.fail(err),
     );
+  }
+
+  /**
+   * Writes a turn's log records. A snapshot marker compacts its group's log up to the snapshot,
+   * so it waits until the state that the snapshot installed is durable: the log never gives up
+   * entries the durable state has not applied.
+   */
+  private persist(writes: GroupWrite[]): Promise<void> {
+    if (writes.length === 0) return Promise.resolve();
+    if (!writes.some((w) => w.snapshot !== undefined)) return this.log.append(writes);
+    return this.state.flush().then(() => this.log.append(writes));
   }
 
   private afterPersist(batch: { hosted: HostedGroup; rd: Ready }[], late: ApplyPart[]): void {
@@ -793,7 +803,14 @@ export class NodeHost {
 
   private announceLeader(group: GroupId, soft: { leader: NodeId; term: number }): void {
     for (const listener of [...this.leaderListeners]) {
-      listener({ group, leader: soft.leader, term: soft.term });
+      try {
+        listener({ group, leader: soft.leader, term: soft.term });
+      } catch (err) {
+        // A listener's bug must not stop the pump: it surfaces as an uncaught exception.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
     }
   }
 

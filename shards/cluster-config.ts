@@ -37,14 +37,26 @@ function fail(source: string, message: string): never {
   throw new FlotillaError('CONFIG', `${source}: ${message}`);
 }
 
-/** Parses "host:port" (IPv6 hosts in brackets); throws CONFIG naming `field` when malformed. */
+/** The host of an address given as a port alone: loopback, so nothing is exposed by default. */
+export const defaultHost = '127.0.0.1';
+
+/**
+ * Parses "host:port" (IPv6 hosts in brackets), or "port" / ":port" for the loopback host; throws
+ * CONFIG naming `field` when malformed.
+ */
 export function parseAddress(text: unknown, field: string, source = 'address'): Address {
   if (typeof text !== 'string') fail(source, `${field} must be a "host:port" string`);
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text);
+  const match = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+))?:)?(\d{1,5})$/.exec(text);
   if (match === null) fail(source, `${field} "${text}" is not "host:port"`);
   const port = Number(match[3]);
   if (port < 1 || port > 65_535) fail(source, `${field} port ${port} is outside 1..65535`);
-  return { host: (match[1] ?? match[2])!, port };
+  return { host: match[1] ?? match[2] ?? defaultHost, port };
+}
+
+/** "host:port" of an address, IPv6 hosts in brackets. */
+export function formatAddress(address: Address): string {
+  const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+  return `${host}:${address.port}`;
 }
 
 function positiveInt(value: unknown, field: string, source: string, max: number): number {
@@ -62,14 +74,15 @@ function parseNodes(raw: unknown, source: string): NodeConfig[] {
     if (n === null || typeof n !== 'object') fail(source, `nodes[${i}] must be an object`);
     const node = n as Record<string, unknown>;
     const id = positiveInt(node.id, `nodes[${i}].id`, source, 0xffffffff);
+    const addresses: string[] = [];
     for (const field of ['raft', 'client'] as const) {
-      const addr = parseAddress(node[field], `nodes[${i}].${field}`, source);
-      const key = `${addr.host}:${addr.port}`;
+      const key = formatAddress(parseAddress(node[field], `nodes[${i}].${field}`, source));
       if (seen.has(key)) fail(source, `nodes[${i}].${field} ${key} is used twice`);
       seen.add(key);
+      addresses.push(key);
     }
     if (nodes.some((other) => other.id === id)) fail(source, `node id ${id} appears twice`);
-    nodes.push({ id, raft: node.raft as string, client: node.client as string });
+    nodes.push({ id, raft: addresses[0]!, client: addresses[1]! });
   }
   return nodes;
 }

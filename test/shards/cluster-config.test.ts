@@ -83,6 +83,16 @@ describe('addresses', () => {
     expect(() => parseAddress('no-port', 'a')).toThrow(FlotillaError);
     expect(() => parseAddress(42, 'a')).toThrow(FlotillaError);
   });
+
+  it('default to the loopback host when only a port is given', () => {
+    expect(parseAddress('7001', 'a')).toEqual({ host: '127.0.0.1', port: 7001 });
+    expect(parseAddress(':7001', 'a')).toEqual({ host: '127.0.0.1', port: 7001 });
+    const nodes = [{ id: 1, raft: '7001', client: ':8001' }];
+    const config = parseClusterConfig({ ...good, replicas: 1, nodes }, 'cluster.json', dir);
+    expect(config.nodes[0]).toEqual({ id: 1, raft: '127.0.0.1:7001', client: '127.0.0.1:8001' });
+    const clash = [...nodes, { id: 2, raft: '127.0.0.1:7001', client: '8002' }];
+    expect(messageOf({ ...good, replicas: 1, nodes: clash })).toMatch(/used twice/);
+  });
 });
 
 describe('initial placement', () => {

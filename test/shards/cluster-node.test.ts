@@ -2,9 +2,20 @@
  * Three ClusterNodes in one process on real loopback TCP: elections, replication, failover and
  * catching up from the log after a restart.
  */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeCommand } from '../../engine/state/commands.js';
-import { TempDirs, TestCluster, waitFor } from './cluster-support.js';
+import { Flotilla } from '../../shards/index.js';
+import { keyHash } from '../../shards/partition.js';
+import {
+  clusterJson,
+  freePorts,
+  TempDirs,
+  TestCluster,
+  waitFor,
+  writeCluster,
+} from './cluster-support.js';
 
 const dirs = new TempDirs();
 const clusters: TestCluster[] = [];
@@ -89,5 +100,51 @@ describe('a cluster of three nodes', () => {
     const after = await writeEach(cluster, 5, 'd');
     await cluster.waitConverged(after);
     await waitFor(() => node1.shardStatus(2).applied >= after.get(2)!, 'node 1 applies');
+  });
+});
+
+describe('Flotilla.start', () => {
+  it('starts a node from a cluster.json path, reading the secret file beside it', async () => {
+    const root = dirs.make();
+    const { path } = writeCluster(root, clusterJson(await freePorts(2), 2, 1, 1));
+    const dataDir = join(root, 'node-1');
+    const node = await Flotilla.start({ config: path, nodeId: 1, dataDir, logger: () => {} });
+    try {
+      // A single replica elects itself at once; its writes commit alone.
+      await waitFor(
+        () => node.shards().every((s) => node.shardStatus(s).role === 'leader'),
+        'lead',
+      );
+      const key = Buffer.from('k');
+      const put = encodeCommand({ type: 'put', key, value: 'v' });
+      const hash = keyHash(key);
+      const owner = node.service
+        .shardMap()
+        .shards.find((s) => s.hashLow <= hash && hash < s.hashHigh);
+      const shard = owner!.id;
+      await expect(node.service.propose(shard, put)).resolves.toMatchObject({ type: 'put' });
+      expect((await node.service.read(shard, key, 'linearizable'))?.value).toBe('v');
+      expect(node.service.shardMap().shards.map((s) => s.leader)).toEqual([1, 1]);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it('refuses a directory of another node before writing anything', async () => {
+    const root = dirs.make();
+    const { config } = writeCluster(root, clusterJson(await freePorts(6), 2));
+    const dataDir = join(root, 'node-2');
+    const node2 = await Flotilla.start({ config, nodeId: 2, dataDir, logger: () => {} });
+    await node2.close();
+    const before = readdirSync(dataDir, { recursive: true }).sort();
+    await expect(Flotilla.start({ config, nodeId: 1, dataDir })).rejects.toMatchObject({
+      code: 'CONFIG',
+      message: expect.stringMatching(/belongs to node 2, not node 1/),
+    });
+    await expect(Flotilla.start({ config, nodeId: 7, dataDir })).rejects.toMatchObject({
+      code: 'CONFIG',
+      message: expect.stringMatching(/node 7 is not in the cluster config/),
+    });
+    expect(readdirSync(dataDir, { recursive: true }).sort()).toEqual(before);
   });
 });

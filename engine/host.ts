@@ -369,6 +369,11 @@ export class NodeHost {
     return [...this.groups.keys()];
   }
 
+  /** Throws the error that stopped the node, if one did. */
+  checkHealthy(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
   /** Whether `group` is hosted here. */
   hosts(group: GroupId): boolean {
     return this.groups.has(group);

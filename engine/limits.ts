@@ -290,7 +290,7 @@ export const logAppendQueueBytesMax = 64 * 1024 * 1024;
 export const logEntryCacheBytesMax = 64 * 1024 * 1024;
 /** Rate at which live records of old segments are rewritten forward (token bucket refill). */
 export const logRewriteBytesPerSec = 32 * 1024 * 1024;
-/** Most rewrite bytes that may accumulate while the log is idle (token bucket depth). */
+/** Most rewrite bytes that may accumulate while idle (bucket depth; at most 1 s of the rate). */
 export const logRewriteBurstBytes = 4 * 1024 * 1024;
 /**
  * Segments the log may hold beyond what its live records need when packed. Past it, the oldest

@@ -7,7 +7,6 @@
  * `node N ready: raft HOST:PORT, client HOST:PORT`, which tests and `flotilla dev` wait for, and
  * then a line whenever this node starts or stops leading a shard.
  */
-import { join } from 'node:path';
 import { loadClusterConfig } from '../shards/cluster-config.js';
 import { ClusterNode } from '../shards/cluster-node.js';
 
@@ -18,18 +17,13 @@ export interface ServeOptions {
   data?: string;
 }
 
-/** Where node `id` keeps its data unless told otherwise. */
-export function defaultDataDir(id: number): string {
-  return join('data', `node-${id}`);
-}
-
 /** Runs the node until a signal asks it to stop. */
 export async function serve(options: ServeOptions): Promise<void> {
   const config = loadClusterConfig(options.config);
   const node = await ClusterNode.start({
     config,
     nodeId: options.node,
-    dataDir: options.data ?? defaultDataDir(options.node),
+    dataDir: options.data,
   });
   const leading = new Set<number>();
   node.onLeaderChange(({ group, leader, term }) => {

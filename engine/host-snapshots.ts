@@ -34,7 +34,12 @@ import {
 } from './raft/types.js';
 import type { Scheduler } from './scheduler.js';
 import type { KvState, SnapshotInstall } from './state/kv-state.js';
-import { ChunkKind, decodeChunk, decodeHeader } from './state/snapshot-format.js';
+import {
+  ChunkKind,
+  decodeChunk,
+  decodeHeader,
+  type SnapshotHeader,
+} from './state/snapshot-format.js';
 import type { Logger, SnapshotChunk } from './transport/transport.js';
 
 /** What the snapshot machinery sees of one hosted group. */
@@ -452,9 +457,21 @@ export class SnapshotReceiver {
       this.stepSnap(group, s.from, s.term, s.meta);
       return;
     }
+    let header: SnapshotHeader;
     try {
-      const header = s.install.commit();
-      assert(header.appliedIndex === s.meta.index, 'the installed state is the announced one');
+      header = s.install.commit();
+    } catch (err) {
+      if (!(err instanceof FlotillaError && err.code === 'CORRUPT_STATE')) {
+        this.host.fail(err);
+        return;
+      }
+      // The sender marked a chunk last that does not end the stream; nothing was installed.
+      this.aborted++;
+      this.host.logger('warn', 'snapshot stream rejected', { group: group.id, error: err });
+      return;
+    }
+    assert(header.appliedIndex === s.meta.index, 'the installed state is the announced one');
+    try {
       // The membership as of the snapshot's index goes with it, before Raft learns of it.
       this.host.state.applyBatch([], new Map([[group.id, s.meta.conf]]));
     } catch (err) {

@@ -86,6 +86,11 @@ export interface ShardStatus {
   logLastIndex: number;
 }
 
+/** Where node `id` keeps its data unless told otherwise: `./data/node-<id>`. */
+export function defaultDataDir(id: number): string {
+  return join('data', `node-${id}`);
+}
+
 function configError(message: string): FlotillaError {
   return new FlotillaError('CONFIG', message);
 }
@@ -178,7 +183,7 @@ export class ClusterNode {
       typeof options.config === 'string' ? loadClusterConfig(options.config) : options.config;
     const self = nodeOf(config, options.nodeId);
     const secret = secretOf(options, config);
-    const dataDir = options.dataDir ?? join('data', `node-${self.id}`);
+    const dataDir = options.dataDir ?? defaultDataDir(self.id);
     const expect: NodeDirExpectation = {
       clusterId: config.clusterId,
       nodeId: self.id,
@@ -211,6 +216,10 @@ export class ClusterNode {
     let log: SegmentedLog | undefined;
     let state: KvState | undefined;
     try {
+      // Peers may connect while the log recovers; what they send before the host exists is
+      // dropped, and Raft sends it again.
+      const peers = config.nodes.filter((n) => n.id !== self.id);
+      transport.setPeers(peers.map((n) => ({ id: n.id, address: n.raft })));
       const { paths } = openNodeDir(dataDir, expect);
       log = await SegmentedLog.open({ dir: paths.logDir });
       state = KvState.open({ dir: paths.stateDir, keyHash });
@@ -315,8 +324,6 @@ export class ClusterNode {
 
   /** Hosts every shard placed on this node; preferred leaders campaign at once. */
   private hostShards(): void {
-    const peers = this.config.nodes.filter((n) => n.id !== this.self.id);
-    this.transport.setPeers(peers.map((n) => ({ id: n.id, address: n.raft })));
     for (const [shard, replicas] of this.placement) {
       if (!replicas.includes(this.self.id)) continue;
       this.host.addGroup({ group: shard, voters: replicas });

@@ -28,9 +28,10 @@ class ServeProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly child: ChildProcess;
 
-  constructor(config: string, node: number, data: string) {
-    const args = [cli, 'serve', '--config', config, '--node', String(node), '--data', data];
-    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  constructor(config: string, node: number, cwd: string, data?: string) {
+    const args = [cli, 'serve', '--config', config, '--node', String(node)];
+    if (data !== undefined) args.push('--data', data);
+    this.child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let partial = '';
     this.child.stdout!.on('data', (chunk: Buffer) => {
       const text = partial + chunk.toString();
@@ -72,8 +73,9 @@ afterEach(async () => {
 async function cluster(shards: number) {
   const root = dirs.make('flotilla-serve-');
   const { path } = writeCluster(root, clusterJson(await freePorts(6), shards));
+  /** Node `node` keeps its data in the default place, `<root>/data/node-<node>`. */
   const start = (node: number) => {
-    const p = new ServeProcess(path, node, join(root, `node-${node}`));
+    const p = new ServeProcess(path, node, root);
     running.push(p);
     return p;
   };
@@ -127,7 +129,8 @@ describe('flotilla serve', () => {
     await waitLeaders(nodes, 4, [1, 2, 3]);
     await stopAll(nodes.values());
     for (const id of [1, 2, 3]) {
-      expect(readdirSync(join(c.root, `node-${id}`)).sort()).toEqual(['log', 'node.json', 'state']);
+      const dir = join(c.root, 'data', `node-${id}`);
+      expect(readdirSync(dir).sort()).toEqual(['log', 'node.json', 'state']);
     }
   });
 

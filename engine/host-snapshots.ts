@@ -14,7 +14,9 @@
  * At most `sendsMax` streams run per node; a Snap beyond that is reported failed at once.
  *
  * Receiving. A follower stages each chunk (`KvState.beginInstall`) as it arrives, in sequence;
- * a gap, a new stream, a stream of a deposed leader or a long silence aborts the staged data.
+ * a gap, a new stream or a long silence aborts the staged data. A lost connection does not by
+ * itself: the follower may learn of it only after the leader's next stream began, and a stream
+ * that really broke shows a gap (or is replaced) anyway.
  * On the last chunk it checks the snapshot is still needed (its index is beyond what this node
  * has committed and applied), swaps it in (one LMDB transaction), stores the membership with it,
  * and only then steps the Snap message into its Raft node, which moves its log to the snapshot
@@ -377,13 +379,6 @@ export class SnapshotReceiver {
       if (now - s.lastChunkMs >= this.tuning.receiveIdleMs) {
         this.abort(group, s, `no chunk for ${this.tuning.receiveIdleMs} ms`);
       }
-    }
-  }
-
-  /** The connection to `peer` was lost: its partly received streams cannot continue. */
-  abortPeer(peer: NodeId): void {
-    for (const [group, s] of [...this.streams]) {
-      if (s.from === peer) this.abort(group, s, 'the connection to the leader was lost');
     }
   }
 

@@ -424,14 +424,13 @@ export class NodeHost {
   }
 
   /**
-   * A connection to `peer` was lost: besides being unreachable, every snapshot stream to or from
-   * it is broken (chunks may be missing); they are dropped, and the leaders ask again.
+   * A connection to `peer` was lost: besides being unreachable, every snapshot stream to it may
+   * have lost chunks; they are abandoned, and Raft asks for them again.
    */
   reportConnectionLost(peer: NodeId): void {
     if (this.closed) return;
     this.reportUnreachable(peer);
     this.snapshotSender.abortPeer(peer);
-    this.snapshotReceiver.abortPeer(peer);
   }
 
   /** Feeds one snapshot chunk from another node to its group (see engine/host-snapshots.ts). */

@@ -138,20 +138,21 @@ describe('flotilla serve', () => {
     const c = await cluster(3);
     const nodes = new Map([1, 2, 3].map((id) => [id, c.start(id)]));
     await waitLeaders(nodes, 3, [1, 2, 3]);
-    // Node 1 is the preferred leader of shard 1.
-    expect(latestLeader(nodes, 1)).toBe(1);
-    nodes.get(1)!.kill('SIGKILL');
-    expect(await nodes.get(1)!.exited).toEqual({ code: null, signal: 'SIGKILL' });
-    await waitLeaders(nodes, 3, [2, 3]);
-    const restarted = c.start(1);
-    nodes.set(1, restarted);
-    await restarted.line(/^node 1 ready: /);
-    // It rejoined: without node 2, every shard can elect only with node 1's vote.
-    const node2 = nodes.get(2)!;
-    node2.kill('SIGTERM');
-    expect(await node2.exited).toEqual({ code: 0, signal: null });
-    await waitLeaders(nodes, 3, [1, 3]);
-    await stopAll([restarted, nodes.get(3)!]);
+    // Kill the node leading shard 1.
+    const victim = latestLeader(nodes, 1);
+    const others = [1, 2, 3].filter((id) => id !== victim);
+    nodes.get(victim)!.kill('SIGKILL');
+    expect(await nodes.get(victim)!.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    await waitLeaders(nodes, 3, others);
+    const restarted = c.start(victim);
+    nodes.set(victim, restarted);
+    await restarted.line(new RegExp(`^node ${victim} ready: `));
+    // It rejoined: without another node, every shard can elect only with its vote.
+    const [stopped, remaining] = others as [number, number];
+    nodes.get(stopped)!.kill('SIGTERM');
+    expect(await nodes.get(stopped)!.exited).toEqual({ code: 0, signal: null });
+    await waitLeaders(nodes, 3, [victim, remaining]);
+    await stopAll([restarted, nodes.get(remaining)!]);
   });
 });
 

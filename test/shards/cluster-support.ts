@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { isFlotillaError } from '../../engine/errors.js';
 import { encodeCommand } from '../../engine/state/commands.js';
 import type { Value } from '../../engine/state/value-codec.js';
+import type { Logger } from '../../engine/transport/transport.js';
 import { type ClusterConfig, parseClusterConfig } from '../../shards/cluster-config.js';
 import { ClusterNode, type ClusterNodeTuning } from '../../shards/cluster-node.js';
 import { evenRanges, keyHash, rangeIndexOf } from '../../shards/partition.js';
@@ -23,6 +24,14 @@ export const fastTuning: ClusterNodeTuning = {
   peerCheckMs: 20,
   transport: { reconnectBackoffMinMs: 10, reconnectBackoffMaxMs: 100 },
 };
+
+/** With CLUSTER_DEBUG=1 in the environment, nodes print their info lines (to diagnose a run). */
+function debugLogger(id: number): Logger {
+  if (process.env.CLUSTER_DEBUG === undefined) return () => {};
+  return (level, msg, fields) => {
+    if (level !== 'debug') console.log(`node ${id} ${level}: ${msg} ${JSON.stringify(fields)}`);
+  };
+}
 
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
@@ -126,7 +135,7 @@ export class TestCluster {
       secret: testSecret,
       listen: this.listen.has(id) ? { raft: this.listen.get(id)! } : undefined,
       tuning: this.tuning,
-      logger: () => {},
+      logger: debugLogger(id),
     });
     this.nodes.set(id, node);
     return node;

@@ -36,6 +36,12 @@ async function fill(cluster: TestCluster, shard: number, count: number, prefix: 
   return last;
 }
 
+/** Writes `count` values to each of `shards`; returns the last version per shard. */
+async function fillAll(cluster: TestCluster, shards: number[], count: number, prefix: string) {
+  const last = await Promise.all(shards.map((s) => fill(cluster, s, count, prefix)));
+  return new Map(shards.map((s, i) => [s, last[i]!]));
+}
+
 /** Waits until every other node compacted `shard` beyond the index `behind` holds. */
 async function compactedPast(cluster: TestCluster, shard: number, behind: number) {
   const others = () => [...cluster.nodes.values()];
@@ -47,38 +53,36 @@ async function compactedPast(cluster: TestCluster, shard: number, behind: number
 
 describe('snapshots over the wire', () => {
   it('catch up a follower whose log fell behind the compacted prefix', async () => {
-    const cluster = await TestCluster.start(dirs, 2, compactingTuning);
+    // Four shards, at most one stream per sending node: streams wait for each other.
+    const tuning = { ...compactingTuning, snapshot: { sendsMax: 1 } };
+    const cluster = await TestCluster.start(dirs, 4, tuning);
     cleanups.push(() => cluster.close());
+    const shards = [1, 2, 3, 4];
     await cluster.waitForLeaders();
-    await cluster.waitConverged(new Map([[1, await fill(cluster, 1, 5, 'a')]]));
-    const behind = cluster.nodes.get(3)!.shardStatus(1).logLastIndex;
+    const first = await fillAll(cluster, shards, 5, 'a');
+    await cluster.waitConverged(first);
+    const behind = shards.map((s) => cluster.nodes.get(3)!.shardStatus(s).logLastIndex);
     await cluster.stopNode(3);
-    const written = new Map([
-      [1, await fill(cluster, 1, 40, 'b')],
-      [2, await fill(cluster, 2, 40, 'b')],
-    ]);
-    await compactedPast(cluster, 1, behind);
+    const written = await fillAll(cluster, shards, 30, 'b');
+    for (const s of shards) await compactedPast(cluster, s, behind[s - 1]!);
     const node3 = await cluster.startNode(3);
     await cluster.waitConverged(written);
-    expect(node3.snapshotStats().installed).toBeGreaterThanOrEqual(1);
+    expect(node3.snapshotStats().installed).toBe(4);
     // A leader counts a stream as sent once the follower's answer ends it (on its next tick).
     const leaders = [1, 2].map((id) => cluster.nodes.get(id)!);
     await waitFor(() => leaders.every((n) => n.snapshotStats().sending === 0), 'streams to end');
     const sent = leaders.map((n) => n.snapshotStats().sent);
-    expect(sent[0]! + sent[1]!).toBe(node3.snapshotStats().installed);
-    expect(node3.shardStatus(1).logFirstIndex).toBeGreaterThan(behind + 1);
+    expect(sent[0]! + sent[1]!).toBe(4);
+    for (const s of shards) {
+      expect(node3.shardStatus(s).logFirstIndex).toBeGreaterThan(behind[s - 1]! + 1);
+    }
     // Replication continues by log after the snapshot.
-    const more = new Map([[1, await fill(cluster, 1, 10, 'c')]]);
-    await cluster.waitConverged(more);
+    await cluster.waitConverged(await fillAll(cluster, shards, 5, 'c'));
     // The installed snapshot (log marker, state, membership) survives a restart.
     await cluster.stopNode(3);
     await cluster.startNode(3);
     await cluster.waitForLeaders();
-    const last = new Map([
-      [1, await fill(cluster, 1, 5, 'd')],
-      [2, await fill(cluster, 2, 5, 'd')],
-    ]);
-    await cluster.waitConverged(last);
+    await cluster.waitConverged(await fillAll(cluster, shards, 5, 'd'));
   });
 
   it('recover when the stream breaks midway: the partial install is dropped and resent', async () => {

@@ -134,7 +134,7 @@ describe('flotilla serve', () => {
     }
   });
 
-  it('survives a SIGKILL: the others take its shards, and it restarts from its directory', async () => {
+  it('survives a SIGKILL: others take its shards; it restarts from its directory', async () => {
     const c = await cluster(3);
     const nodes = new Map([1, 2, 3].map((id) => [id, c.start(id)]));
     await waitLeaders(nodes, 3, [1, 2, 3]);

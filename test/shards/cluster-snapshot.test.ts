@@ -85,7 +85,7 @@ describe('snapshots over the wire', () => {
     await cluster.waitConverged(await fillAll(cluster, shards, 5, 'd'));
   });
 
-  it('recover when the stream breaks midway: the partial install is dropped and resent', async () => {
+  it('recover from a broken stream: the partial install is dropped, then resent', async () => {
     const root = dirs.make();
     const ports = await freePorts(7);
     const raw = clusterJson(ports, 1);

@@ -2,7 +2,12 @@
  * Regression tests for the bugs the fuzzers found, each with the smallest failing input as a
  * literal. Each one failed before its fix (named in the test) and passes after it.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isFlotillaError } from '../../engine/errors.js';
+import { batchOpsMax } from '../../engine/limits.js';
+import { decodeCommand, encodeCommand } from '../../engine/state/commands.js';
+import type { KvState } from '../../engine/state/kv-state.js';
+import { packr } from '../../engine/state/value-codec.js';
 import { FrameKind } from '../../engine/transport/codec.js';
 import { encodeHello, encodeProof, Lane } from '../../engine/transport/handshake.js';
 import { Recorder } from '../engine/transport/conformance.js';
@@ -14,6 +19,16 @@ import {
   startNode,
   waitFor,
 } from '../engine/transport/tcp-support.js';
+import { closeTempStates, openTempState } from './state-seeds.js';
+
+function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+    return 'ok';
+  } catch (err) {
+    return isFlotillaError(err) ? err.code : String(err);
+  }
+}
 
 describe('regressions: engine/transport/tcp-transport.ts', () => {
   it('does not count a stranger that claims a peer id against that peer', async () => {
@@ -42,5 +57,55 @@ describe('regressions: engine/transport/tcp-transport.ts', () => {
       await peer.close();
       await target.close();
     }
+  });
+});
+
+describe('regressions: engine/state/commands.ts decodeCommand', () => {
+  let state: KvState | undefined;
+  afterAll(() => closeTempStates(state));
+
+  it('refuses a put whose MessagePack value does not parse, so it cannot poison the key', () => {
+    // Found as a put of a bigint with one byte set; smallest form: a truncated fixarray.
+    const truncated = packr.pack([1, 1, null, Buffer.from('k'), Buffer.from([1, 0x92])]);
+    expect(codeOf(() => decodeCommand(truncated))).toBe('INVALID_ARGUMENT');
+    // 0xc1 is never used by MessagePack; a trailing byte after a whole value is not one value.
+    const neverUsed = packr.pack([1, 1, null, Buffer.from('k'), Buffer.from([1, 0x91, 0xc1])]);
+    expect(codeOf(() => decodeCommand(neverUsed))).toBe('INVALID_ARGUMENT');
+    const trailing = packr.pack([1, 1, null, Buffer.from('k'), Buffer.from([1, 0x00, 0x00])]);
+    expect(codeOf(() => decodeCommand(trailing))).toBe('INVALID_ARGUMENT');
+
+    // Before the fix the put applied, and a later incr of the key threw out of applyBatch on
+    // every replica (as would get, exec, and any change listener).
+    state = openTempState();
+    state.onChanges(() => {});
+    const [put] = state.applyBatch([{ shard: 1, index: 1, term: 1, data: truncated }]);
+    expect(put).toMatchObject({ type: 'error', code: 'INVALID_ARGUMENT' });
+    const incr = encodeCommand({ type: 'incr', key: 'k', by: 1 });
+    expect(state.applyBatch([{ shard: 1, index: 2, term: 1, data: incr }])).toEqual([
+      { type: 'incr', value: 1, version: 2 },
+    ]);
+    expect(state.get(1, 'k')).toEqual({ value: 1, version: 2 });
+  });
+
+  it('refuses what encodeCommand refuses: a longer key, a larger batch', () => {
+    const longKey = packr.pack([1, 2, null, Buffer.alloc(4001, 0x6b)]);
+    expect(codeOf(() => decodeCommand(longKey))).toBe('KEY_TOO_LARGE');
+    const op = [2, Buffer.from('k')];
+    const batch = packr.pack([1, 5, null, Array.from({ length: batchOpsMax + 1 }, () => op)]);
+    expect(codeOf(() => decodeCommand(batch))).toBe('INVALID_ARGUMENT');
+  });
+});
+
+describe('regressions: engine/state/kv-state.ts changes()', () => {
+  let state: KvState | undefined;
+  afterAll(() => closeTempStates(state));
+
+  it('refuses a read limit that is not a number >= 0 instead of ignoring it', () => {
+    state = openTempState();
+    const put = encodeCommand({ type: 'put', key: 'k', value: 1 });
+    state.applyBatch([{ shard: 1, index: 1, term: 1, data: put }]);
+    expect(codeOf(() => state!.changes(1, 0, Number.NaN))).toBe('INVALID_ARGUMENT');
+    expect(codeOf(() => state!.changes(1, 0, -1))).toBe('INVALID_ARGUMENT');
+    expect(state.changes(1, 0, 0)).toEqual([]);
   });
 });

@@ -7,9 +7,11 @@ import { isFlotillaError } from '../../engine/errors.js';
 import { batchOpsMax } from '../../engine/limits.js';
 import { decodeCommand, encodeCommand } from '../../engine/state/commands.js';
 import type { KvState } from '../../engine/state/kv-state.js';
+import { decodeChunk, encodeChunk, encodeTrailer } from '../../engine/state/snapshot-format.js';
 import { packr } from '../../engine/state/value-codec.js';
 import { FrameKind } from '../../engine/transport/codec.js';
 import { encodeHello, encodeProof, Lane } from '../../engine/transport/handshake.js';
+import { crc32c } from '../../wasm/index.js';
 import { Recorder } from '../engine/transport/conformance.js';
 import {
   captureLogger,
@@ -107,5 +109,55 @@ describe('regressions: engine/state/kv-state.ts changes()', () => {
     expect(codeOf(() => state!.changes(1, 0, Number.NaN))).toBe('INVALID_ARGUMENT');
     expect(codeOf(() => state!.changes(1, 0, -1))).toBe('INVALID_ARGUMENT');
     expect(state.changes(1, 0, 0)).toEqual([]);
+  });
+});
+
+describe('regressions: engine/state/snapshot-format.ts and snapshot.ts', () => {
+  let states: KvState[] = [];
+  afterAll(() => closeTempStates(...states));
+
+  it('calls a damaged chunk corrupt, not another version, whatever byte the damage hit', () => {
+    const chunk = encodeChunk(1, 1, 0, new Uint8Array(32));
+    const damaged = Uint8Array.from(chunk);
+    damaged[8] = 0;
+    damaged[0]! ^= 1;
+    expect(codeOf(() => decodeChunk(damaged))).toBe('CORRUPT_STATE');
+    // A chunk that verifies but carries another version is one.
+    const other = Uint8Array.from(chunk);
+    other[8] = 2;
+    new DataView(other.buffer).setUint32(0, crc32c(other.subarray(4)), true);
+    expect(codeOf(() => decodeChunk(other))).toBe('VERSION_MISMATCH');
+  });
+
+  it('rejects a consistent stream with a session index beyond 2^53: CORRUPT_STATE', async () => {
+    const [source, target] = [openTempState(), openTempState()];
+    states = [source, target];
+    const put = {
+      type: 'put' as const,
+      key: 'k',
+      value: 1,
+      session: { id: 'abc', seq: 1, time: 5 },
+    };
+    source.applyBatch([{ shard: 1, index: 1, term: 1, data: encodeCommand(put) }]);
+    const chunks: Uint8Array[] = [];
+    for await (const c of source.exportSnapshot(1)) chunks.push(Uint8Array.from(c));
+    const [begin, data, end] = chunks as [Uint8Array, Uint8Array, Uint8Array];
+    // The session record's index field (u64 big-endian), set to 2^53; the chunk CRC and the end
+    // chunk's content checksum recomputed to match.
+    const payload = Buffer.from(data.subarray(24));
+    const index = payload.indexOf('abc') + 3 + 4 + 8;
+    payload.writeBigUInt64BE(2n ** 53n, index);
+    const checksum = crc32c(begin.subarray(24), crc32c(payload));
+    const trailer = encodeTrailer({ keyCount: 1, sessionCount: 1, checksum });
+    const forged = [begin, encodeChunk(2, 1, 1, payload), encodeChunk(3, 1, 2, trailer)];
+    expect(end[9]).toBe(3);
+    const before = target.checksum(1);
+    // Before the fix: an AssertionError from the commit's age index, not CORRUPT_STATE.
+    const err = await target.installSnapshot(1, forged).then(
+      () => 'accepted',
+      (e: unknown) => (isFlotillaError(e) ? `${e.code}: ${e.message}` : String(e)),
+    );
+    expect(err).toBe('CORRUPT_STATE: snapshot rejected: a session record holds impossible values');
+    expect(target.checksum(1)).toBe(before);
   });
 });

@@ -2,6 +2,9 @@
  * Regression tests for the bugs the fuzzers found, each with the smallest failing input as a
  * literal. Each one failed before its fix (named in the test) and passes after it.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isFlotillaError } from '../../engine/errors.js';
 import { batchOpsMax } from '../../engine/limits.js';
@@ -11,6 +14,7 @@ import { decodeChunk, encodeChunk, encodeTrailer } from '../../engine/state/snap
 import { packr } from '../../engine/state/value-codec.js';
 import { FrameKind } from '../../engine/transport/codec.js';
 import { encodeHello, encodeProof, Lane } from '../../engine/transport/handshake.js';
+import { parseClusterConfig } from '../../shards/cluster-config.js';
 import { crc32c } from '../../wasm/index.js';
 import { Recorder } from '../engine/transport/conformance.js';
 import {
@@ -159,5 +163,31 @@ describe('regressions: engine/state/snapshot-format.ts and snapshot.ts', () => {
     );
     expect(err).toBe('CORRUPT_STATE: snapshot rejected: a session record holds impossible values');
     expect(target.checksum(1)).toBe(before);
+  });
+});
+
+describe('regressions: shards/cluster-config.ts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-regress-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const base = { clusterId: 'a', secretFile: 'secret', shards: 1, replicas: 1 };
+  const parse = (raw: unknown) => codeOf(() => parseClusterConfig(raw, 'cluster.json', dir));
+  const nodes = (...addresses: [string, string][]) =>
+    addresses.map(([raft, client], i) => ({ id: i + 1, raft, client }));
+
+  it('refuses a bigint with CONFIG instead of a TypeError', () => {
+    expect(parse({ ...base, shards: 0n, nodes: nodes(['h:1', 'h:2']) })).toBe('CONFIG');
+  });
+
+  it('sees one endpoint behind two spellings', () => {
+    const byCase = nodes(['127.0.0.1:1', '127.0.0.1:2'], ['NODE-A.example:5', 'node-a.example:5']);
+    expect(parse({ ...base, nodes: byCase })).toBe('CONFIG');
+    const byForm = nodes(['[::1]:7', '[0::1]:8'], ['[0:0:0:0:0:0:0:1]:8', 'h:9']);
+    expect(parse({ ...base, nodes: byForm })).toBe('CONFIG');
+  });
+
+  it('refuses a bracketed host that is not IPv6, and unknown node fields', () => {
+    expect(parse({ ...base, nodes: nodes(['[...]:1', 'h:2']) })).toBe('CONFIG');
+    const extra = [{ id: 1, raft: 'h:1', client: 'h:2', extra: 0 }];
+    expect(parse({ ...base, nodes: extra })).toBe('CONFIG');
   });
 });

@@ -137,7 +137,8 @@ export function readChanges(
         `(cursor ${afterIndex}); re-read the state and watch from its applied index`,
     );
   }
-  const max = Math.min(limit, changesReadMax);
+  // "At most 2.5" is at most 2: LMDB would round a fractional limit up.
+  const max = Math.min(Math.floor(limit), changesReadMax);
   const out: Change[] = [];
   if (max <= 0) return out;
   const start = changeKey(shard, afterIndex + 1, 0);

@@ -114,6 +114,7 @@ export function decodeChunk(chunk: Uint8Array): Chunk {
   if (chunkHeaderBytes + length !== chunk.length) {
     throw corrupt(`a chunk announces ${length} payload bytes and has ${chunk.length - 24}`);
   }
+  if (view.getUint16(10, true) !== 0) throw corrupt('a chunk has its reserved bytes set');
   return {
     kind: chunk[9]!,
     shard: view.getUint32(12, true),

@@ -114,6 +114,11 @@ describe('regressions: engine/state/kv-state.ts changes()', () => {
     expect(codeOf(() => state!.changes(1, 0, -1))).toBe('INVALID_ARGUMENT');
     expect(state.changes(1, 0, 0)).toEqual([]);
   });
+
+  it('returns at most a fractional limit, rounded down (found in long mode: 5e-324)', () => {
+    expect(state!.changes(1, 0, 5e-324)).toEqual([]);
+    expect(state!.changes(1, 0, 1.5)).toHaveLength(1);
+  });
 });
 
 describe('regressions: engine/state/snapshot-format.ts and snapshot.ts', () => {
@@ -131,6 +136,13 @@ describe('regressions: engine/state/snapshot-format.ts and snapshot.ts', () => {
     other[8] = 2;
     new DataView(other.buffer).setUint32(0, crc32c(other.subarray(4)), true);
     expect(codeOf(() => decodeChunk(other))).toBe('VERSION_MISMATCH');
+  });
+
+  it('refuses a chunk whose reserved bytes are set (found in long mode: an end chunk)', () => {
+    const chunk = Uint8Array.from(encodeChunk(3, 1, 2, new Uint8Array(20)));
+    chunk[10] = 1;
+    new DataView(chunk.buffer).setUint32(0, crc32c(chunk.subarray(4)), true);
+    expect(codeOf(() => decodeChunk(chunk))).toBe('CORRUPT_STATE');
   });
 
   it('rejects a consistent stream with a session index beyond 2^53: CORRUPT_STATE', async () => {

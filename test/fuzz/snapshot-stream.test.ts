@@ -307,34 +307,38 @@ describe('fuzz: snapshot streams (KvState installs)', () => {
       const targetSum = target.checksum(TARGET);
       const neighbourSum = target.checksum(NEIGHBOUR);
       const outcomes = new Map<string, number>();
+      /** Installs `stream` and checks the outcome; returns its name. */
+      const installOne = (stream: Uint8Array[], edits: StreamEdit[]): string => {
+        const identical =
+          stream.length === original.length && stream.every((c, i) => sameBytes(c, original[i]!));
+        const forged = edits.some(
+          (e) => e.kind === 'item' || (e.kind === 'bytes' && e.reseal === 'forge'),
+        );
+        const err = install(target, TARGET, stream);
+        expect(target.checksum(NEIGHBOUR)).toBe(neighbourSum);
+        if (err !== undefined) {
+          expectRejection(err, stream);
+          expect(identical).toBe(false);
+          expect(target.checksum(TARGET)).toBe(targetSum);
+          return (err as FlotillaError).message.replace(/\d+/g, 'N');
+        }
+        expect(identical || forged).toBe(true);
+        const trailer = decodeTrailer(stream.at(-1)!.subarray(chunkHeaderBytes));
+        expect(target.checksum(TARGET)).toBe(trailer.checksum);
+        expect(target.count(TARGET)).toBe(trailer.keyCount);
+        return identical ? 'accepted as exported' : 'accepted as forged';
+      };
       fc.assert(
         fc.property(fc.array(streamEditArb, { minLength: 1, maxLength: 3 }), (edits) => {
           let stream = original;
           for (const e of edits) stream = edit(stream, e, donors);
-          const identical =
-            stream.length === original.length && stream.every((c, i) => sameBytes(c, original[i]!));
-          const forged = edits.some(
-            (e) => e.kind === 'item' || (e.kind === 'bytes' && e.reseal === 'forge'),
-          );
-          const err = install(target, TARGET, stream);
-          expect(target.checksum(NEIGHBOUR)).toBe(neighbourSum);
-          let outcome: string;
-          if (err !== undefined) {
-            expectRejection(err, stream);
-            expect(identical).toBe(false);
-            expect(target.checksum(TARGET)).toBe(targetSum);
-            outcome = (err as FlotillaError).message.replace(/\d+/g, 'N');
-          } else {
-            expect(identical || forged).toBe(true);
-            const trailer = decodeTrailer(stream.at(-1)!.subarray(chunkHeaderBytes));
-            expect(target.checksum(TARGET)).toBe(trailer.checksum);
-            expect(target.count(TARGET)).toBe(trailer.keyCount);
-            outcome = identical ? 'accepted as exported' : 'accepted as forged';
-            // Back to the baseline for the next run.
-            expect(install(target, TARGET, baseline)).toBeUndefined();
-            expect(target.checksum(TARGET)).toBe(targetSum);
+          try {
+            const outcome = installOne(stream, edits);
+            outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+          } finally {
+            // The next run (and every shrinking step) starts from the baseline.
+            if (target.checksum(TARGET) !== targetSum) install(target, TARGET, baseline);
           }
-          outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
         }),
         fuzzParams('snapshot installs', 300, 20),
       );

@@ -2,12 +2,13 @@
  * Regression tests for the bugs the fuzzers found, each with the smallest failing input as a
  * literal. Each one failed before its fix (named in the test) and passes after it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isFlotillaError } from '../../engine/errors.js';
-import { batchOpsMax } from '../../engine/limits.js';
+import { batchOpsMax, shardsMax } from '../../engine/limits.js';
+import { openNodeDir } from '../../engine/node-dir.js';
 import { decodeCommand, encodeCommand } from '../../engine/state/commands.js';
 import type { KvState } from '../../engine/state/kv-state.js';
 import { decodeChunk, encodeChunk, encodeTrailer } from '../../engine/state/snapshot-format.js';
@@ -35,6 +36,24 @@ function codeOf(fn: () => unknown): string {
     return isFlotillaError(err) ? err.code : String(err);
   }
 }
+
+describe('regressions: engine/node-dir.ts', () => {
+  const root = mkdtempSync(join(tmpdir(), 'flotilla-regress-node-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('refuses a node.json whose shard count is impossible', () => {
+    const dir = join(root, 'n');
+    const file = openNodeDir(dir, { clusterId: 'c1', nodeId: 1, shards: 16 }).paths.identityFile;
+    const identity = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    // Found as { shards: 0 } opened with { nodeId: 1 }: accepted, with 0 shards.
+    for (const shards of [0, -1, shardsMax + 1]) {
+      writeFileSync(file, JSON.stringify({ ...identity, shards }));
+      expect(codeOf(() => openNodeDir(dir, { nodeId: 1 }))).toBe('CORRUPT_STATE');
+    }
+    writeFileSync(file, JSON.stringify({ ...identity, nodeId: 0 }));
+    expect(codeOf(() => openNodeDir(dir, { nodeId: 0 }))).toBe('CORRUPT_STATE');
+  });
+});
 
 describe('regressions: engine/transport/tcp-transport.ts', () => {
   it('does not count a stranger that claims a peer id against that peer', async () => {
@@ -118,6 +137,10 @@ describe('regressions: engine/state/kv-state.ts changes()', () => {
   it('returns at most a fractional limit, rounded down (found in long mode: 5e-324)', () => {
     expect(state!.changes(1, 0, 5e-324)).toEqual([]);
     expect(state!.changes(1, 0, 1.5)).toHaveLength(1);
+  });
+
+  it('answers a cursor at the largest safe index (found in long mode: an AssertionError)', () => {
+    expect(state!.changes(1, Number.MAX_SAFE_INTEGER)).toEqual([]);
   });
 });
 

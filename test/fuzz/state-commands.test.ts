@@ -279,6 +279,7 @@ describe('fuzz: the change-feed cursor (KvState.changes)', () => {
   const numberArb = fc.oneof(
     fc.integer({ min: -5, max: 130 }),
     fc.constantFrom(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, 2 ** 53),
+    fc.constant(Number.MAX_SAFE_INTEGER),
     fc.double(),
     fc.maxSafeNat(),
   );

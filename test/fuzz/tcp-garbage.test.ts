@@ -212,7 +212,7 @@ describe('fuzz: a TcpTransport under garbage connections', () => {
           expect(got.map(received)).toEqual(expected);
           kinds.add(expected.length > 0 ? `${a.kind} delivered` : a.kind);
         }),
-        fuzzParams('tcp garbage connections', 48, 500),
+        fuzzParams('tcp garbage connections', 48, 50),
       );
       expect(kinds).toContain('insider delivered');
       // The legitimate peer's connection was never dropped, and it still carries messages.

@@ -81,39 +81,62 @@ const smallLength = fc.integer({ min: 1, max: 64 });
 
 /** One mutation step, of any kind; length fields are aimed at most often. */
 export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  weighted(3, { kind: fc.constant('flip'), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-  weighted(1, { kind: fc.constant('set'), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
-  weighted(1, { kind: fc.constant('truncate'), at: fc.nat() }),
-  weighted(1, { kind: fc.constant('remove'), at: fc.nat(), length: smallLength }),
-  weighted(1, {
-    kind: fc.constant('insert'),
-    at: fc.nat(),
-    bytes: fc.uint8Array({ minLength: 1, maxLength: 24 }),
-  }),
-  weighted(1, { kind: fc.constant('duplicate'), at: fc.nat(), length: smallLength, to: fc.nat() }),
-  weighted(1, {
-    kind: fc.constant('splice'),
-    donor: fc.nat(),
-    from: fc.nat(),
-    length: fc.integer({ min: 1, max: 256 }),
-    at: fc.nat(),
-    replace: fc.boolean(),
-  }),
-  weighted(3, { kind: fc.constant('field'), field: fc.nat(), value: extremeArb }),
-  weighted(1, {
-    kind: fc.constant('int'),
-    at: fc.nat(),
-    width,
-    littleEndian: fc.boolean(),
-    value: extremeArb,
-  }),
+  weighted(3, fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), bit: fc.nat(7) })),
+  weighted(1, fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.nat(255) })),
+  weighted(1, fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() })),
+  weighted(
+    1,
+    fc.record({ kind: fc.constant('remove' as const), at: fc.nat(), length: smallLength }),
+  ),
+  weighted(
+    1,
+    fc.record({
+      kind: fc.constant('insert' as const),
+      at: fc.nat(),
+      bytes: fc.uint8Array({ minLength: 1, maxLength: 24 }),
+    }),
+  ),
+  weighted(
+    1,
+    fc.record({
+      kind: fc.constant('duplicate' as const),
+      at: fc.nat(),
+      length: smallLength,
+      to: fc.nat(),
+    }),
+  ),
+  weighted(
+    1,
+    fc.record({
+      kind: fc.constant('splice' as const),
+      donor: fc.nat(),
+      from: fc.nat(),
+      length: fc.integer({ min: 1, max: 256 }),
+      at: fc.nat(),
+      replace: fc.boolean(),
+    }),
+  ),
+  weighted(
+    3,
+    fc.record({ kind: fc.constant('field' as const), field: fc.nat(), value: extremeArb }),
+  ),
+  weighted(
+    1,
+    fc.record({
+      kind: fc.constant('int' as const),
+      at: fc.nat(),
+      width,
+      littleEndian: fc.boolean(),
+      value: extremeArb,
+    }),
+  ),
 );
 
-function weighted<T>(
+function weighted(
   weight: number,
-  model: { [K in keyof T]: fc.Arbitrary<T[K]> },
+  arbitrary: fc.Arbitrary<Mutation>,
 ): fc.WeightedArbitrary<Mutation> {
-  return { weight, arbitrary: fc.record(model) as unknown as fc.Arbitrary<Mutation> };
+  return { weight, arbitrary };
 }
 
 /** One to `max` mutation steps. */

@@ -31,6 +31,7 @@ import {
 import { defaultLogger, type Logger } from '../engine/transport/transport.js';
 import {
   type ClusterConfig,
+  fullAddress,
   initialPlacement,
   loadClusterConfig,
   loadSecret,
@@ -196,7 +197,7 @@ export class ClusterNode {
     const logger = options.logger ?? defaultLogger;
     const tuning = options.tuning ?? {};
     let host: NodeHost | undefined;
-    const raftAddress = options.listen?.raft ?? self.raft;
+    const raftAddress = fullAddress(options.listen?.raft ?? self.raft);
     const transport = await listenRaft(self.id, raftAddress, (h, port) =>
       TcpTransport.start({
         nodeId: self.id,
@@ -219,7 +220,7 @@ export class ClusterNode {
       // Peers may connect while the log recovers; what they send before the host exists is
       // dropped, and Raft sends it again.
       const peers = config.nodes.filter((n) => n.id !== self.id);
-      transport.setPeers(peers.map((n) => ({ id: n.id, address: n.raft })));
+      transport.setPeers(peers.map((n) => ({ id: n.id, address: fullAddress(n.raft) })));
       const { paths } = openNodeDir(dataDir, expect);
       log = await SegmentedLog.open({ dir: paths.logDir });
       state = KvState.open({ dir: paths.stateDir, keyHash });
@@ -261,7 +262,7 @@ export class ClusterNode {
 
   /** The address clients reach this node at (from the config). */
   get clientAddress(): string {
-    return this.self.client;
+    return fullAddress(this.self.client);
   }
 
   /** The shards hosted here, ascending. */
@@ -389,7 +390,7 @@ export class ClusterNode {
         leader: this.host.hosts(id) ? this.host.leaderOf(id) : 0,
       };
     });
-    const nodes = this.config.nodes.map((n) => ({ id: n.id, client: n.client }));
+    const nodes = this.config.nodes.map((n) => ({ id: n.id, client: fullAddress(n.client) }));
     return { epoch: initialShardMapEpoch, shards, nodes };
   }
 }

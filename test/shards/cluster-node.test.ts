@@ -106,10 +106,16 @@ describe('a cluster of three nodes', () => {
 describe('Flotilla.start', () => {
   it('starts a node from a cluster.json path, reading the secret file beside it', async () => {
     const root = dirs.make();
-    const { path } = writeCluster(root, clusterJson(await freePorts(2), 2, 1, 1));
+    const [raft, client] = await freePorts(2);
+    // Addresses given as ports alone mean the loopback host.
+    const raw = { ...clusterJson([raft!, client!], 2, 1, 1) };
+    raw.nodes = [{ id: 1, raft: String(raft), client: `:${client}` }];
+    const { path } = writeCluster(root, raw);
     const dataDir = join(root, 'node-1');
     const node = await Flotilla.start({ config: path, nodeId: 1, dataDir, logger: () => {} });
     try {
+      expect(node.raftAddress).toBe(`127.0.0.1:${raft}`);
+      expect(node.service.shardMap().nodes).toEqual([{ id: 1, client: `127.0.0.1:${client}` }]);
       // A single replica elects itself at once; its writes commit alone.
       await waitFor(
         () => node.shards().every((s) => node.shardStatus(s).role === 'leader'),

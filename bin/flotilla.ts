@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { isFlotillaError } from '../engine/errors.js';
 import { Flotilla } from '../shards/index.js';
+import { serve } from './serve.js';
 import { runShell, type ShellStore } from './shell.js';
 
 function positiveInt(text: string): number {
@@ -42,6 +43,14 @@ program
   .option('-d, --dir <dir>', 'store directory', './data')
   .option('-s, --shards <n>', 'shards when creating the store', positiveInt)
   .action(shellCommand);
+
+program
+  .command('serve')
+  .description('run one node of a cluster until SIGINT or SIGTERM')
+  .requiredOption('-c, --config <file>', 'the cluster description (cluster.json)')
+  .requiredOption('-n, --node <id>', 'which node of the cluster this process is', positiveInt)
+  .option('-d, --data <dir>', "the node's data directory (default ./data/node-<id>)")
+  .action(serve);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const code = isFlotillaError(err) ? `${err.code}: ` : '';

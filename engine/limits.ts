@@ -110,6 +110,17 @@ export const hostCheckpointMs = 1_000;
 /** Entries kept in the log below the durable applied index, for followers slightly behind. */
 export const compactionSlackEntries = 1_024;
 
+// ---- Soft: snapshots over the wire (engine/host-snapshots.ts) ----------------------------------
+
+/** Snapshot streams one node sends at once; a Snap beyond it is reported failed (Raft retries). */
+export const snapshotSendsMax = 4;
+/** A stream whose chunks the transport keeps refusing for this long is abandoned (and retried). */
+export const snapshotStallMs = 10_000;
+/** After its last chunk, a stream waits this long for the follower's answer before giving up. */
+export const snapshotAckTimeoutMs = 30_000;
+/** A follower drops a partly received snapshot after this long without a chunk. */
+export const snapshotReceiveIdleMs = 30_000;
+
 // ---- Soft: Raft (engine/raft; the host passes these in RaftConfig) ---------------------------
 
 /** Ticks without hearing from a leader before a follower campaigns (randomized up to 2x). */
@@ -236,6 +247,9 @@ assert(idleTimeoutMs >= 3 * keepaliveIntervalMs, 'keepalives must arrive well wi
 assert(reconnectBackoffMinMs <= reconnectBackoffMaxMs, 'backoff range is ordered');
 
 assert(raftHeartbeatTicks < raftElectionTicks, 'heartbeats come more often than elections');
+assert(snapshotSendsMax >= 1, 'a node can send at least one snapshot');
+assert(snapshotInstallsMax >= 1, 'a node can receive at least one snapshot');
+assert(snapshotAckTimeoutMs >= snapshotStallMs, 'a delivered stream gets as long as a stalled one');
 assert(raftLeaseMarginTicks >= 1, 'the lease margin absorbs at least one tick of phase');
 assert(raftLeaseMarginTicks < raftElectionTicks, 'the lease margin leaves a lease');
 assert(

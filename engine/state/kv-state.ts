@@ -352,13 +352,15 @@ export class KvState {
   /**
    * The shard's changes after index `afterIndex`, in commit order, at most `limit`. Throws
    * COMPACTED when the feed no longer holds changes right after `afterIndex`: re-read the state
-   * (scan) and resume from its applied index.
+   * (scan) and resume from its applied index; INVALID_ARGUMENT for a cursor that is not an index
+   * or a limit that is not a number >= 0.
    */
   changes(shard: number, afterIndex: number, limit = changesReadMax): Change[] {
     this.checkOpen();
     if (!Number.isSafeInteger(afterIndex) || afterIndex < 0) {
       throw invalid('a change cursor is an index >= 0');
     }
+    if (!(limit >= 0)) throw invalid('a change read limit must be >= 0');
     return readChanges(this.dbs, shard, this.metas.get(shard) ?? emptyMeta(), afterIndex, limit);
   }
 

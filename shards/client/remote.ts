@@ -211,7 +211,8 @@ export class RemoteAccess implements ShardAccess {
     }
     for (const n of map.nodes) {
       const slot = this.slot(n.id);
-      if (slot.address === undefined && n.client !== '') slot.address = n.client;
+      // An in-process node has no address ('') and is reached through an endpoint.
+      if (slot.address === undefined && isAddress(n.client)) slot.address = n.client;
     }
   }
 
@@ -767,6 +768,16 @@ function deadlineError(
       why,
     { ...details, outcome: 'not-applied', group: route.shard },
   );
+}
+
+function isAddress(text: string): boolean {
+  try {
+    parseAddress(text, 'client');
+    return true;
+  } catch {
+    // Not "host:port": the node is reachable only through an endpoint that names it.
+    return false;
+  }
 }
 
 function checkEndpoints(endpoints: unknown): string[] {

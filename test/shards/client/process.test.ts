@@ -66,7 +66,7 @@ afterEach(async () => {
   running.clear();
 });
 
-it('keeps every acknowledged write, and increments once, through a SIGKILL of a leader', async () => {
+it('keeps acknowledged writes, and increments once, through a SIGKILL of a leader', async () => {
   const root = dirs.make('flotilla-client-serve-');
   const raw = clusterJson(await freePorts(6), 8);
   const { path } = writeCluster(root, raw);

@@ -180,7 +180,7 @@ describe('a remote store: bad input and life cycle', () => {
     );
   });
 
-  it('fails with PROTOCOL, promptly, when a node answers with bytes that do not parse', async () => {
+  it('fails with PROTOCOL, promptly, when a node answers bytes that do not parse', async () => {
     for (const answer of [Uint8Array.of(0xc1), wirePackr.pack([1, 2, 3])]) {
       const broken = await startBrokenNode(answer);
       try {

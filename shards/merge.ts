@@ -1,6 +1,7 @@
 /**
- * A k-way merge of sorted sources with a binary heap: how a scan yields one key order from the
- * independent key orders of many shards. Sources are pulled lazily, one item ahead each.
+ * A k-way merge of sorted async sources with a binary heap: how a scan yields one key order from
+ * the independent key orders of many shards. Sources are pulled lazily, one item ahead each,
+ * and every source is closed when the consumer stops early.
  */
 
 interface Head<T> {
@@ -8,60 +9,83 @@ interface Head<T> {
   source: number;
 }
 
-/** Items of `sources` (each sorted by `compare`) in one sorted sequence, ties by source order. */
-export function* mergeSorted<T>(
-  sources: Iterable<T>[],
-  compare: (a: T, b: T) => number,
-): Generator<T> {
-  const iterators = sources.map((s) => s[Symbol.iterator]());
-  const heap: Head<T>[] = [];
-  const less = (a: Head<T>, b: Head<T>) => {
-    const c = compare(a.item, b.item);
+/** A binary min-heap of source heads, ties broken by source position (a stable merge). */
+class HeadHeap<T> {
+  private readonly heap: Head<T>[] = [];
+
+  constructor(private readonly compare: (a: T, b: T) => number) {}
+
+  get size(): number {
+    return this.heap.length;
+  }
+
+  private less(a: Head<T>, b: Head<T>): boolean {
+    const c = this.compare(a.item, b.item);
     return c < 0 || (c === 0 && a.source < b.source);
-  };
-  const push = (h: Head<T>) => {
+  }
+
+  push(h: Head<T>): void {
+    const heap = this.heap;
     heap.push(h);
     let i = heap.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!less(heap[i]!, heap[parent]!)) break;
+      if (!this.less(heap[i]!, heap[parent]!)) break;
       [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
       i = parent;
     }
-  };
-  const popTop = () => {
+  }
+
+  pop(): Head<T> {
+    const heap = this.heap;
     const top = heap[0]!;
     const last = heap.pop()!;
-    if (heap.length > 0) {
-      heap[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < heap.length && less(heap[l]!, heap[m]!)) m = l;
-        if (r < heap.length && less(heap[r]!, heap[m]!)) m = r;
-        if (m === i) break;
-        [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-        i = m;
-      }
+    if (heap.length === 0) return top;
+    heap[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && this.less(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && this.less(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return top;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
     }
-    return top;
-  };
+  }
+}
+
+/** Items of `sources` (each sorted by `compare`) in one sorted sequence, ties by source order. */
+export async function* mergeSortedAsync<T>(
+  sources: (AsyncIterable<T> | Iterable<T>)[],
+  compare: (a: T, b: T) => number,
+): AsyncGenerator<T> {
+  const iterators = sources.map((s) =>
+    Symbol.asyncIterator in s ? s[Symbol.asyncIterator]() : toAsync(s[Symbol.iterator]()),
+  );
+  const heap = new HeadHeap<T>(compare);
   try {
-    for (const [source, it] of iterators.entries()) {
-      const next = it.next();
-      if (!next.done) push({ item: next.value, source });
+    const firsts = await Promise.all(iterators.map((it) => it.next()));
+    for (const [source, next] of firsts.entries()) {
+      if (!next.done) heap.push({ item: next.value, source });
     }
-    while (heap.length > 0) {
-      const top = popTop();
+    while (heap.size > 0) {
+      const top = heap.pop();
       yield top.item;
-      const next = iterators[top.source]!.next();
-      if (!next.done) push({ item: next.value, source: top.source });
+      const next = await iterators[top.source]!.next();
+      if (!next.done) heap.push({ item: next.value, source: top.source });
     }
   } finally {
-    for (const it of iterators) it.return?.();
+    await Promise.all(iterators.map((it) => it.return?.()));
   }
+}
+
+function toAsync<T>(it: Iterator<T>): AsyncIterator<T> {
+  return {
+    next: async () => it.next(),
+    return: async () => it.return?.() ?? { done: true, value: undefined },
+  };
 }
 
 /** Byte-wise comparison of two keys (the order LMDB keeps them in). */

@@ -9,7 +9,7 @@
  */
 import { FlotillaError } from '../engine/errors.js';
 import type { Change } from '../engine/state/change-feed.js';
-import type { KvState } from '../engine/state/kv-state.js';
+import type { ChangeSource } from './store-api.js';
 import type { WatchEvent } from './types.js';
 
 const cursorPrefix = 'w1.';
@@ -33,12 +33,16 @@ function pushVarint(out: number[], n: number): void {
   out.push(v);
 }
 
-/** Encodes per-shard positions (index 0 = shard 1) as a cursor string. */
-export function encodeCursor(indexes: Float64Array, counts: Uint32Array): string {
+/** Encodes per-shard positions (slot i = shards[i], ascending ids) as a cursor string. */
+export function encodeCursor(
+  shards: readonly number[],
+  indexes: Float64Array,
+  counts: Uint32Array,
+): string {
   const bytes: number[] = [];
   let previous = 0;
   for (let i = 0; i < indexes.length; i++) {
-    const shard = i + 1;
+    const shard = shards[i]!;
     pushVarint(bytes, shard - previous);
     pushVarint(bytes, indexes[i]!);
     pushVarint(bytes, counts[i]!);
@@ -51,8 +55,8 @@ function badCursor(why: string): FlotillaError {
   return new FlotillaError('INVALID_ARGUMENT', `not a watch cursor (${why}); pass event.cursor`);
 }
 
-/** Decodes a cursor into per-shard positions; `shardCount` must match the store. */
-export function decodeCursor(cursor: unknown, shardCount: number): Position[] {
+/** Decodes a cursor into per-shard positions; its shards must be exactly `shards` (ascending). */
+export function decodeCursor(cursor: unknown, shards: readonly number[]): Position[] {
   if (typeof cursor !== 'string' || !cursor.startsWith(cursorPrefix)) throw badCursor('prefix');
   const bytes = Buffer.from(cursor.slice(cursorPrefix.length), 'base64url');
   let at = 0;
@@ -74,11 +78,13 @@ export function decodeCursor(cursor: unknown, shardCount: number): Position[] {
     shard += varint();
     const index = varint();
     const count = varint();
-    if (shard !== positions.length + 1) throw badCursor('shards out of order');
+    if (shard !== shards[positions.length]) {
+      throw badCursor(`it names shard ${shard} where the store has ${shards[positions.length]}`);
+    }
     positions.push({ index, count });
   }
-  if (positions.length !== shardCount) {
-    throw badCursor(`it covers ${positions.length} shards, the store has ${shardCount}`);
+  if (positions.length !== shards.length) {
+    throw badCursor(`it covers ${positions.length} shards, the store has ${shards.length}`);
   }
   return positions;
 }
@@ -89,8 +95,10 @@ export function decodeCursor(cursor: unknown, shardCount: number): Position[] {
  * events so its memory stays bounded.
  */
 class Journal {
+  /** (slot, index, count) triples, in delivery order. */
   readonly steps: number[] = [];
   constructor(
+    readonly shards: readonly number[],
     readonly baseIndexes: Float64Array,
     readonly baseCounts: Uint32Array,
   ) {}
@@ -99,16 +107,18 @@ class Journal {
     const indexes = this.baseIndexes.slice();
     const counts = this.baseCounts.slice();
     for (let i = 0; i < stepCount * 3; i += 3) {
-      const slot = this.steps[i]! - 1;
+      const slot = this.steps[i]!;
       indexes[slot] = this.steps[i + 1]!;
       counts[slot] = this.steps[i + 2]!;
     }
-    return encodeCursor(indexes, counts);
+    return encodeCursor(this.shards, indexes, counts);
   }
 }
 
 /** One watch: an async iterator of committed changes; see the module comment. */
 export class Watcher implements AsyncIterableIterator<WatchEvent> {
+  private readonly shards: number[];
+  private readonly slots = new Map<number, number>();
   private readonly indexes: Float64Array;
   private readonly counts: Uint32Array;
   private readonly notified = new Set<number>();
@@ -116,32 +126,47 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   private wake: (() => void) | undefined;
   private unsubscribe: (() => void) | undefined;
   private done = false;
+  private started: Promise<void> | undefined;
   private journal: Journal;
 
   constructor(
-    private readonly state: KvState,
-    shardCount: number,
+    private readonly source: ChangeSource,
+    shardIds: readonly number[],
     private readonly options: { prefix?: Uint8Array; from?: string; asBytes: boolean },
   ) {
-    this.indexes = new Float64Array(shardCount);
-    this.counts = new Uint32Array(shardCount);
+    this.shards = [...shardIds].sort((a, b) => a - b);
+    for (const [slot, shard] of this.shards.entries()) this.slots.set(shard, slot);
+    this.indexes = new Float64Array(this.shards.length);
+    this.counts = new Uint32Array(this.shards.length);
     if (options.from !== undefined) {
-      const positions = decodeCursor(options.from, shardCount);
-      for (const [i, p] of positions.entries()) {
-        this.indexes[i] = p.index;
-        this.counts[i] = p.count;
-        this.notified.add(i + 1);
+      const positions = decodeCursor(options.from, this.shards);
+      for (const [slot, p] of positions.entries()) {
+        this.indexes[slot] = p.index;
+        this.counts[slot] = p.count;
+        this.notified.add(this.shards[slot]!);
       }
-    } else {
-      for (let i = 0; i < shardCount; i++) this.indexes[i] = state.appliedIndex(i + 1);
     }
-    this.journal = new Journal(this.indexes.slice(), this.counts.slice());
-    this.unsubscribe = state.onChanges((changes) => {
-      for (const c of changes) this.notified.add(c.shard);
+    this.journal = new Journal(this.shards, this.indexes.slice(), this.counts.slice());
+    this.unsubscribe = source.onChanges((shards) => {
+      for (const shard of shards) if (this.slots.has(shard)) this.notified.add(shard);
       const wake = this.wake;
       this.wake = undefined;
       wake?.();
     });
+    // Without a cursor, the feed starts after what each shard has applied now.
+    if (options.from === undefined) {
+      const applied = this.shards.map((s) => this.source.appliedIndex(s));
+      if (applied.every((a) => typeof a === 'number')) this.startAt(applied as number[]);
+      else this.started = Promise.all(applied).then((a) => this.startAt(a));
+    }
+  }
+
+  private startAt(applied: readonly number[]): void {
+    for (const [slot, index] of applied.entries()) {
+      this.indexes[slot] = index;
+      this.counts[slot] = 0;
+    }
+    this.journal = new Journal(this.shards, this.indexes.slice(), this.counts.slice());
   }
 
   [Symbol.asyncIterator](): this {
@@ -150,10 +175,14 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
 
   /** A cursor that resumes the feed right after the last event delivered. */
   cursor(): string {
-    return encodeCursor(this.indexes, this.counts);
+    return encodeCursor(this.shards, this.indexes, this.counts);
   }
 
   async next(): Promise<IteratorResult<WatchEvent>> {
+    if (this.started !== undefined) {
+      await this.started;
+      this.started = undefined;
+    }
     for (;;) {
       if (this.done) return { done: true, value: undefined };
       const change = this.buffer.shift();
@@ -162,7 +191,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
         if (event !== undefined) return { done: false, value: event };
         continue;
       }
-      if (!this.fill()) {
+      if (!(await this.fill())) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
         });
@@ -176,14 +205,14 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
   }
 
   /** Reads the next changes of one notified shard into the buffer; false when none is left. */
-  private fill(): boolean {
-    for (const shard of this.notified) {
-      const slot = shard - 1;
+  private async fill(): Promise<boolean> {
+    for (const shard of [...this.notified]) {
+      const slot = this.slots.get(shard)!;
       const at = this.indexes[slot]!;
       const skip = this.counts[slot]!;
       // Re-read the entry we are inside of, so that its undelivered changes are not skipped.
       const after = skip > 0 ? at - 1 : at;
-      const changes = this.state.changes(shard, after, bufferedChangesMax);
+      const changes = await this.source.changes(shard, after, bufferedChangesMax);
       let skipped = 0;
       for (const c of changes) {
         if (skip > 0 && c.index === at && skipped < skip) {
@@ -200,7 +229,7 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
 
   /** Records `change` as delivered; returns its event unless the prefix filters it out. */
   private deliver(change: Change): WatchEvent | undefined {
-    const slot = change.shard - 1;
+    const slot = this.slots.get(change.shard)!;
     if (this.indexes[slot] === change.index) this.counts[slot]!++;
     else {
       this.indexes[slot] = change.index;
@@ -209,9 +238,9 @@ export class Watcher implements AsyncIterableIterator<WatchEvent> {
     const prefix = this.options.prefix;
     if (prefix !== undefined && !startsWith(change.key, prefix)) return undefined;
     if (this.journal.steps.length >= journalEventsMax * 3) {
-      this.journal = new Journal(this.indexes.slice(), this.counts.slice());
+      this.journal = new Journal(this.shards, this.indexes.slice(), this.counts.slice());
     } else {
-      this.journal.steps.push(change.shard, change.index, this.counts[slot]!);
+      this.journal.steps.push(slot, change.index, this.counts[slot]!);
     }
     const journal = this.journal;
     const step = journal.steps.length / 3;

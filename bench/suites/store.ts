@@ -2,7 +2,10 @@
  * Suite `store`: the embedded store against raw LMDB with the same durability.
  * Rows: `<op>/<callers>c/<shards>s/flotilla` and `<op>/<callers>c/lmdb`.
  */
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { open } from 'lmdb';
 import { Flotilla } from '../../shards/index.js';
 import { type BenchRow, type BenchSuite, runClosedLoop } from '../harness.js';
@@ -108,6 +111,42 @@ function ratioNotes(rows: BenchRow[]): void {
   }
 }
 
+/**
+ * Opens a store of `shards` shards in a fresh process, then idles: reports the time to open (the
+ * first write included) and the resident memory after idling. A child process keeps the
+ * measurement free of this process's heap.
+ */
+function openAndIdleRow(dir: string, shards: number, idleMs: number): BenchRow {
+  const index = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shards', 'index.js');
+  const script = `
+    const { Flotilla } = await import(${JSON.stringify(index)});
+    const t0 = performance.now();
+    const db = await Flotilla.open({ dir: ${JSON.stringify(dir)}, shards: ${shards} });
+    await db.put('k', 1);
+    const openMs = performance.now() - t0;
+    await new Promise((r) => setTimeout(r, ${idleMs}));
+    globalThis.gc?.();
+    const rss = process.memoryUsage().rss;
+    await db.close();
+    console.log(JSON.stringify({ openMs, rss }));`;
+  const out = execFileSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+  });
+  const { openMs, rss } = JSON.parse(out.trim().split('\n').at(-1)!) as {
+    openMs: number;
+    rss: number;
+  };
+  return {
+    name: `open/${shards}s/flotilla`,
+    opsPerSec: 1000 / openMs,
+    bytesPerSec: 0,
+    p50Us: openMs * 1000,
+    p99Us: openMs * 1000,
+    samples: 1,
+    note: `open ${openMs.toFixed(0)} ms; RSS after ${idleMs} ms idle ${(rss / 2 ** 20).toFixed(0)} MiB`,
+  };
+}
+
 const suite: BenchSuite = {
   name: 'store',
   description: 'embedded store put/get/incr vs raw LMDB with the same durability',
@@ -121,6 +160,9 @@ const suite: BenchSuite = {
       rows.push(...(await flotillaRows(ctx.scratchDir, shards, callers, durationMs)));
     }
     ratioNotes(rows);
+    ctx.log('open 10,000 shards');
+    const openDir = mkdtempSync(join(ctx.scratchDir, 'open-'));
+    rows.push(openAndIdleRow(openDir, 10_000, ctx.quick ? 1000 : 5000));
     return rows;
   },
 };

@@ -1,7 +1,7 @@
 /**
  * Recent entries of every group, kept in memory so that a leader replicating what it just
- * appended never reads the disk. Bounded in bytes across all groups; the oldest entries go
- * first. An entry whose record is not yet written to its segment cannot be read back from disk,
+ * appended never reads the disk. Bounded in bytes across all groups (data plus a fixed
+ * allowance per entry for the cache's own objects); the oldest entries go first. An entry whose record is not yet written to its segment cannot be read back from disk,
  * so it stays cached (pinned) whatever the bound until the write completes; the append queue's
  * own bound limits how many such entries exist.
  *
@@ -62,18 +62,18 @@ export class GroupCache {
   }
 }
 
-interface CacheItem {
-  cache: GroupCache;
-  entry: Entry;
-  bytes: number;
-  /** Log position after the entry's record: it is on disk once `written >= lsn`. */
-  lsn: number;
-}
+/** Memory of one cached entry besides its data (its FIFO slots and the Entry object). */
+const itemOverheadBytes = 96;
 
 /** The byte budget and eviction order shared by every group's cache. */
 export class EntryCache {
-  // FIFO of every entry ever cached (stale items included: they count until they are popped).
-  private items: CacheItem[] = [];
+  // FIFO of every entry ever cached, as parallel arrays (no object per entry): stale items
+  // (truncated or compacted since) count until they are popped. Item k is entries[k] of
+  // caches[k], `sizes[k]` bytes, on disk once the log is written up to `lsns[k]`.
+  private caches: GroupCache[] = [];
+  private entries: Entry[] = [];
+  private sizes: number[] = [];
+  private lsns: number[] = [];
   private head = 0;
   private bytes = 0;
 
@@ -87,25 +87,33 @@ export class EntryCache {
   /** Caches `entry` (the next entry of `cache`), written to disk once the log reaches `lsn`. */
   add(cache: GroupCache, entry: Entry, lsn: number): void {
     cache.push(entry);
-    const bytes = entryRecordBytes(entry);
-    this.items.push({ cache, entry, bytes, lsn });
+    const bytes = entryRecordBytes(entry) + itemOverheadBytes;
+    this.caches.push(cache);
+    this.entries.push(entry);
+    this.sizes.push(bytes);
+    this.lsns.push(lsn);
     this.bytes += bytes;
   }
 
   /** Evicts the oldest written entries while over budget. */
   evict(writtenLsn: number): void {
-    while (this.bytes > this.bytesMax && this.head < this.items.length) {
-      const item = this.items[this.head]!;
-      if (item.lsn > writtenLsn) break;
+    while (this.bytes > this.bytesMax && this.head < this.entries.length) {
+      const k = this.head;
+      if (this.lsns[k]! > writtenLsn) break;
       this.head++;
-      this.bytes -= item.bytes;
-      const { cache, entry } = item;
+      this.bytes -= this.sizes[k]!;
+      const cache = this.caches[k]!;
+      const entry = this.entries[k]!;
       if (cache.cachedFrom === entry.index && cache.get(entry.index) === entry) {
         cache.dropThrough(entry.index);
       }
     }
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      const h = this.head;
+      this.caches = this.caches.slice(h);
+      this.entries = this.entries.slice(h);
+      this.sizes = this.sizes.slice(h);
+      this.lsns = this.lsns.slice(h);
       this.head = 0;
     }
   }

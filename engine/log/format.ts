@@ -24,6 +24,9 @@
  * - SnapshotMarker: term, index = the snapshot's; payload = ConfState (below).
  * - CompactionPoint: index = compacted index, term = its term; payload empty.
  * - Truncation: index = first void index, term = 0; payload empty.
+ * - LogWriteEnd: group 0, index = bytes of the write's records before it, term = their count;
+ *   payload empty. Ends every write (one write = one fdatasync); recovery replays only writes
+ *   that end with a matching one.
  *
  * ConfState: u32 counts of voters, votersOutgoing, learners, learnersNext; u8 autoLeave (0/1);
  * three zero bytes; then the node ids (u32 each) of the four lists in that order.

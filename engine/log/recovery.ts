@@ -87,10 +87,20 @@ export async function recoverLog(fs: LogFs, dir: string): Promise<RecoveredLog> 
     const replay = new Replayer(dir);
     let tailSeq = segments[0]?.seq ?? 1;
     let torn: { segment: RecoveredSegment; dirtyEnd: number } | undefined;
+    let empty: RecoveredSegment | undefined;
     for (const segment of segments) {
       const path = join(dir, segmentName(segment.seq));
       await scanWrites(segment, replay);
       const hasRecords = segment.end > segmentHeaderBytes;
+      if (hasRecords && empty !== undefined) {
+        throw corrupt(
+          join(dir, segmentName(empty.seq)),
+          segmentHeaderBytes,
+          `the segment holds no records although the later segment ${path} does: its writes ` +
+            'were lost',
+        );
+      }
+      if (!hasRecords) empty ??= segment;
       if (hasRecords && torn !== undefined) {
         throw corrupt(
           join(dir, segmentName(torn.segment.seq)),

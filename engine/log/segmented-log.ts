@@ -30,17 +30,7 @@
  * must be reopened (after a failed fdatasync the page cache can no longer be trusted).
  */
 import { join } from 'node:path';
-import {
-  decodeRecords,
-  encodeRecords,
-  type RecordInput,
-  recordGroup,
-  recordHeaderBytes,
-  recordIndex,
-  recordPayload,
-  recordTerm,
-  recordType,
-} from '../../wasm/index.js';
+import { encodeRecords, type RecordInput, recordHeaderBytes } from '../../wasm/index.js';
 import { assert } from '../assert.js';
 import { ErrorCode, FlotillaError, isFlotillaError } from '../errors.js';
 import {
@@ -54,16 +44,24 @@ import {
   logSegmentBytesMin,
   logWriteBytesMax,
 } from '../limits.js';
-import type { Entry, EntryType, GroupId, HardState, SnapshotMeta } from '../raft/types.js';
+import type { Entry, GroupId, HardState, SnapshotMeta } from '../raft/types.js';
 import { RecordType } from '../records.js';
+import { Cleaner, type CleanerHost, type Relocation } from './cleaner.js';
 import { EntryCache } from './entry-cache.js';
-import { encodeConfState, encodeVote, segmentHeaderBytes, segmentName } from './format.js';
+import { readEntryBlock, type SegmentFiles } from './entry-reader.js';
+import {
+  encodeConfState,
+  encodeVote,
+  hardStatePayloadBytes,
+  segmentHeaderBytes,
+  segmentName,
+} from './format.js';
 import { type LogFs, nodeLogFs } from './fs.js';
 import { GroupState, type RecordLoc } from './group-state.js';
 import type { GroupWrite, LogStore } from './log-store.js';
 import { type LogOp, planCompact, planTruncate, planWrite } from './plan.js';
 import { recoverLog } from './recovery.js';
-import { type Segment, SegmentTable } from './segments.js';
+import { SegmentTable } from './segments.js';
 
 /** How to open a SegmentedLog. Every field but `dir` has a default from engine/limits.ts. */
 export interface SegmentedLogOptions {
@@ -121,17 +119,6 @@ interface Chunk {
   relocations: Relocation[];
 }
 
-type RelocationKind = 'entry' | 'hardState' | 'snapshot' | 'compaction';
-
-interface Relocation {
-  group: GroupState;
-  kind: RelocationKind;
-  /** The entry's index (entries only). */
-  index: number;
-  from: RecordLoc;
-  to: RecordLoc;
-}
-
 interface Waiter {
   lsn: number;
   resolve: () => void;
@@ -140,8 +127,27 @@ interface Waiter {
 
 const noGroup = new GroupState(0);
 
-function sameLoc(a: RecordLoc | undefined, b: RecordLoc): boolean {
-  return a !== undefined && a.segment === b.segment && a.offset === b.offset;
+function checkOptions(options: SegmentedLogOptions): void {
+  const segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
+  const bad = (what: string) => new FlotillaError(ErrorCode.INVALID_ARGUMENT, what);
+  if (
+    !Number.isInteger(segmentBytes) ||
+    segmentBytes < logSegmentBytesMin ||
+    segmentBytes > logSegmentBytesMax
+  ) {
+    throw bad(`segmentBytes must be an integer in [${logSegmentBytesMin}, ${logSegmentBytesMax}]`);
+  }
+  const counts = {
+    appendQueueBytesMax: options.appendQueueBytesMax,
+    cacheBytesMax: options.cacheBytesMax,
+    rewriteBytesPerSec: options.rewriteBytesPerSec,
+    cleanSlackSegments: options.cleanSlackSegments,
+  };
+  for (const [name, value] of Object.entries(counts)) {
+    if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+      throw bad(`${name} must be a non-negative integer`);
+    }
+  }
 }
 
 /** The segmented file log; see the module comment. */
@@ -150,16 +156,14 @@ export class SegmentedLog implements LogStore {
   private readonly cache: EntryCache;
   private readonly segmentBytes: number;
   private readonly queueBytesMax: number;
-  private readonly rewriteRate: number;
-  private readonly cleanSlack: number;
-  private readonly now: () => number;
   // Log positions (bytes since open). Invariant: syncedLsn <= writtenLsn <= enqueuedLsn.
   private enqueuedLsn = 0;
   private writtenLsn = 0;
   private syncedLsn = 0;
-  // Where the next record goes. Invariant: tailOffset <= tail segment's capacity.
+  // Where the next record goes. Invariant: tailOffset <= tailCapacity (the tail's capacity).
   private tailSeq: number;
   private tailOffset: number;
+  private tailCapacity: number;
   private pending: Chunk[] = [];
   /** The chunk taking records: the last of `pending`, until closed. */
   private openChunk: Chunk | undefined;
@@ -169,18 +173,12 @@ export class SegmentedLog implements LogStore {
   private failure: FlotillaError | undefined;
   private closing = false;
   private closed = false;
+  private closeDone: Promise<void> | undefined;
   private writeBuf = new Uint8Array(64 * 1024);
-  /** Rewrite budget (token bucket of at most `rewriteBurst` bytes, refilled at the rate). */
-  private tokens: number;
-  private readonly rewriteBurst: number;
-  private tokensAt: number;
-  /** The cleaner's copies are in flight until the log is written up to here. */
-  private rewriteLsn = -1;
+  private readonly cleaner: Cleaner;
   private flushes = 0;
-  private rewrittenBytes = 0;
 
   private constructor(
-    private readonly fs: LogFs,
     private readonly dir: string,
     private readonly segments: SegmentTable,
     groups: Map<GroupId, GroupState>,
@@ -190,42 +188,44 @@ export class SegmentedLog implements LogStore {
     this.groupsById = groups;
     this.tailSeq = tail.seq;
     this.tailOffset = tail.offset;
+    this.tailCapacity = segments.get(tail.seq).capacity;
     this.segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
     this.queueBytesMax = options.appendQueueBytesMax ?? logAppendQueueBytesMax;
     this.cache = new EntryCache(options.cacheBytesMax ?? logEntryCacheBytesMax);
-    this.rewriteRate = options.rewriteBytesPerSec ?? logRewriteBytesPerSec;
-    this.cleanSlack = options.cleanSlackSegments ?? logCleanSlackSegments;
-    this.rewriteBurst = Math.min(logRewriteBurstBytes, this.rewriteRate);
-    this.tokens = this.rewriteBurst;
-    this.now = options.now ?? (() => performance.now());
-    this.tokensAt = this.now();
+    const rewriteRate = options.rewriteBytesPerSec ?? logRewriteBytesPerSec;
+    this.cleaner = new Cleaner(this.cleanerHost(), {
+      segmentBytes: this.segmentBytes,
+      rewriteBytesPerSec: rewriteRate,
+      rewriteBurstBytes: Math.min(logRewriteBurstBytes, rewriteRate),
+      cleanSlackSegments: options.cleanSlackSegments ?? logCleanSlackSegments,
+      now: options.now ?? (() => performance.now()),
+    });
   }
 
   /** Opens (recovering) or creates the log in `options.dir`. */
   static async open(options: SegmentedLogOptions): Promise<SegmentedLog> {
+    checkOptions(options);
     const segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
-    if (
-      !Number.isInteger(segmentBytes) ||
-      segmentBytes < logSegmentBytesMin ||
-      segmentBytes > logSegmentBytesMax
-    ) {
-      throw new FlotillaError(
-        ErrorCode.INVALID_ARGUMENT,
-        `segmentBytes must be an integer in [${logSegmentBytesMin}, ${logSegmentBytesMax}]`,
-      );
-    }
     const fs = options.fs ?? nodeLogFs;
     await fs.mkdir(options.dir);
     const recovered = await recoverLog(fs, options.dir);
     const table = new SegmentTable(fs, options.dir);
     for (const s of recovered.segments) table.adopt(s.seq, s.capacity, s.file);
+    // Empty segments prepared after the tail go: new ones get the configured size.
+    const spare = recovered.segments.filter((s) => s.seq > recovered.tailSeq);
+    for (const s of spare.reverse()) await table.deleteTail(s.seq);
     const tailSegment = recovered.segments.find((s) => s.seq === recovered.tailSeq);
     const tail = { seq: recovered.tailSeq, offset: tailSegment?.end ?? segmentHeaderBytes };
     if (tailSegment === undefined) {
       table.declare(tail.seq, segmentBytes);
-      await table.ready(tail.seq);
+      try {
+        await table.ready(tail.seq);
+      } catch (err) {
+        await table.close();
+        throw err;
+      }
     }
-    const log = new SegmentedLog(fs, options.dir, table, recovered.groups, tail, options);
+    const log = new SegmentedLog(options.dir, table, recovered.groups, tail, options);
     log.countLive();
     return log;
   }
@@ -253,11 +253,12 @@ export class SegmentedLog implements LogStore {
     return this.control(group, (g) => planCompact(g.index, index));
   }
 
-  async close(): Promise<void> {
-    if (this.closing) {
-      await this.flusherDone;
-      return;
-    }
+  close(): Promise<void> {
+    this.closeDone ??= this.shutDown();
+    return this.closeDone;
+  }
+
+  private async shutDown(): Promise<void> {
     this.closing = true;
     await this.flusherDone;
     await this.segments.close();
@@ -341,7 +342,7 @@ export class SegmentedLog implements LogStore {
       indexBytes,
       indexedEntries,
       flushes: this.flushes,
-      rewrittenBytes: this.rewrittenBytes,
+      rewrittenBytes: this.cleaner.rewrittenBytes,
     };
   }
 
@@ -380,7 +381,7 @@ export class SegmentedLog implements LogStore {
         bytes += record;
       }
     }
-    if (w.hardState !== undefined) bytes += recordHeaderBytes + 4;
+    if (w.hardState !== undefined) bytes += recordHeaderBytes + hardStatePayloadBytes;
     return bytes;
   }
 
@@ -400,8 +401,7 @@ export class SegmentedLog implements LogStore {
     }
     // Keep the call within one chunk (one write, all or nothing at recovery) when it can be.
     const fitsFresh = bound + recordHeaderBytes <= this.segmentBytes - segmentHeaderBytes;
-    const capacity = this.segments.get(this.tailSeq).capacity;
-    if (fitsFresh && this.tailOffset + bound + recordHeaderBytes > capacity) {
+    if (fitsFresh && this.tailOffset + bound + recordHeaderBytes > this.tailCapacity) {
       this.closeChunk();
       this.rotate();
     }
@@ -459,12 +459,22 @@ export class SegmentedLog implements LogStore {
   }
 
   private applyEntries(g: GroupState, entries: readonly Entry[]): void {
+    // Live bytes are counted per run of entries in one segment, not per entry (hot path).
+    let runSegment = this.tailSeq;
+    let runBytes = 0;
     for (const e of entries) {
-      const at = this.emit(e.type, g.id, e.term, e.index, e.data);
-      g.index.append(e.index, at.segment, at.offset, at.bytes, e.term);
-      this.live(g, at);
+      const offset = this.place(e.type, g.id, e.term, e.index, e.data);
+      const bytes = recordHeaderBytes + e.data.length;
+      g.index.append(e.index, this.tailSeq, offset, bytes, e.term);
+      if (this.tailSeq !== runSegment && runBytes > 0) {
+        this.segments.addLive(runSegment, runBytes, g.id);
+        runBytes = 0;
+      }
+      runSegment = this.tailSeq;
+      runBytes += bytes;
       this.cache.add(g.cache, e, this.enqueuedLsn);
     }
+    if (runBytes > 0) this.segments.addLive(runSegment, runBytes, g.id);
   }
 
   private applyHardState(g: GroupState, hs: HardState): void {
@@ -499,10 +509,7 @@ export class SegmentedLog implements LogStore {
 
   // ---- Placing records ------------------------------------------------------------------------
 
-  /**
-   * Gives a record its place in the stream and queues it; returns where it goes. Every chunk
-   * keeps room for its closing LogWriteEnd record, in its segment and in its write.
-   */
+  /** As `place`, returning where the record goes. */
   private emit(
     type: number,
     group: GroupId,
@@ -510,19 +517,34 @@ export class SegmentedLog implements LogStore {
     index: number,
     payload: Uint8Array,
   ): RecordLoc {
+    const offset = this.place(type, group, term, index, payload);
+    return { segment: this.tailSeq, offset, bytes: recordHeaderBytes + payload.length };
+  }
+
+  /**
+   * Gives a record its place in the stream (at the tail: `tailSeq` says which segment) and
+   * queues it; returns its offset. Every chunk keeps room for its closing LogWriteEnd record,
+   * in its segment and in its write.
+   */
+  private place(
+    type: number,
+    group: GroupId,
+    term: number,
+    index: number,
+    payload: Uint8Array,
+  ): number {
     const bytes = recordHeaderBytes + payload.length;
     const room = bytes + recordHeaderBytes;
     const open = this.openChunk;
-    const capacity = () => this.segments.get(this.tailSeq).capacity;
     if (open !== undefined && open.bytes + room > logWriteBytesMax) this.closeChunk();
-    if (this.tailOffset + room > capacity()) {
+    if (this.tailOffset + room > this.tailCapacity) {
       this.closeChunk();
-      while (this.tailOffset + room > capacity()) this.rotate();
+      while (this.tailOffset + room > this.tailCapacity) this.rotate();
     }
     const chunk = this.openChunk ?? this.startChunk();
-    const at = { segment: this.tailSeq, offset: this.tailOffset, bytes };
-    this.place(chunk, { type, group, term, index, payload }, bytes);
-    return at;
+    const offset = this.tailOffset;
+    this.queue(chunk, { type, group, term, index, payload }, bytes);
+    return offset;
   }
 
   private startChunk(): Chunk {
@@ -539,7 +561,7 @@ export class SegmentedLog implements LogStore {
     return chunk;
   }
 
-  private place(chunk: Chunk, record: RecordInput, bytes: number): void {
+  private queue(chunk: Chunk, record: RecordInput, bytes: number): void {
     chunk.records.push(record);
     chunk.bytes += bytes;
     this.tailOffset += bytes;
@@ -559,7 +581,7 @@ export class SegmentedLog implements LogStore {
       index: chunk.bytes,
       payload: new Uint8Array(0),
     };
-    this.place(chunk, end, recordHeaderBytes);
+    this.queue(chunk, end, recordHeaderBytes);
   }
 
   private rotate(): void {
@@ -569,6 +591,7 @@ export class SegmentedLog implements LogStore {
     const next =
       this.segments.find(this.tailSeq) ?? this.segments.declare(this.tailSeq, this.segmentBytes);
     this.tailOffset = segmentHeaderBytes;
+    this.tailCapacity = next.capacity;
     assert(next.capacity > segmentHeaderBytes, 'a segment has room for records');
   }
 
@@ -596,7 +619,7 @@ export class SegmentedLog implements LogStore {
       while (this.pending.length > 0 && this.failure === undefined) {
         if (this.pending[0] === this.openChunk) this.closeChunk();
         await this.flushChunk(this.pending.shift()!);
-        await this.clean();
+        await this.cleaner.clean(!this.closing);
       }
     } catch (err) {
       this.fail(err);
@@ -611,7 +634,7 @@ export class SegmentedLog implements LogStore {
     assert(data.length === chunk.bytes, 'a chunk encodes to the bytes it reserved');
     await file.write(data, chunk.offset);
     this.writtenLsn = chunk.endLsn;
-    if (chunk.relocations.length > 0) this.applyRelocations(chunk.relocations);
+    if (chunk.relocations.length > 0) this.cleaner.applyRelocations(chunk.relocations);
     this.cache.evict(this.writtenLsn);
     await file.datasync();
     this.flushes++;
@@ -652,149 +675,35 @@ export class SegmentedLog implements LogStore {
     for (const w of this.waiters.splice(0)) w.reject(this.failure);
   }
 
-  // ---- Cleaning -------------------------------------------------------------------------------
+  // ---- Serving the cleaner and the reads ---------------------------------------------------
 
-  private async clean(): Promise<void> {
-    for (;;) {
-      const head = this.segments.headSegment;
-      if (head === undefined || head.seq >= this.tailSeq || head.live > 0) break;
-      if (this.syncedLsn < Math.max(head.deadLsn, head.endLsn)) break;
-      await this.segments.deleteHead();
-    }
-    this.rewriteHead();
-  }
-
-  /** Copies live records of the head segment to the tail, within the rate budget. */
-  private rewriteHead(): void {
-    if (this.writtenLsn < this.rewriteLsn || this.closing) return;
-    const head = this.segments.headSegment;
-    if (head === undefined || head.seq >= this.tailSeq || head.live === 0) return;
-    const usable = this.segmentBytes - segmentHeaderBytes;
-    const needed = Math.ceil(this.segments.liveBytes / usable) + this.cleanSlack;
-    if (this.tailSeq - head.seq <= needed) return;
-    const now = this.now();
-    const refill = ((now - this.tokensAt) / 1000) * this.rewriteRate;
-    this.tokens = Math.min(this.rewriteBurst, this.tokens + refill);
-    this.tokensAt = now;
-    let taken = 0;
-    for (const id of [...head.groups]) {
-      if (taken >= this.tokens) break;
-      const g = this.groupsById.get(id);
-      const copied = g === undefined ? 0 : this.copyGroup(g, head, this.tokens - taken);
-      if (copied === 0) head.groups.delete(id);
-      taken += copied;
-    }
-    this.tokens -= taken;
-    this.rewrittenBytes += taken;
-    if (taken > 0) this.rewriteLsn = this.enqueuedLsn;
-  }
-
-  /** Queues copies of a group's live records in `head` (up to about `budget` bytes). */
-  private copyGroup(g: GroupState, head: Segment, budget: number): number {
-    let taken = 0;
-    const copy = (kind: RelocationKind, from: RecordLoc, record: RecordInput, index = 0) => {
-      const to = this.emit(record.type, record.group, record.term, record.index, record.payload);
-      this.openChunk!.relocations.push({ group: g, kind, index, from, to });
-      taken += to.bytes;
+  private cleanerHost(): CleanerHost {
+    return {
+      segments: this.segments,
+      group: (id) => this.groupsById.get(id),
+      tailSeq: () => this.tailSeq,
+      enqueuedLsn: () => this.enqueuedLsn,
+      writtenLsn: () => this.writtenLsn,
+      syncedLsn: () => this.syncedLsn,
+      copy: (record, relocation) => {
+        const { type, group, term, index, payload } = record;
+        const to = this.emit(type, group, term, index, payload);
+        this.openChunk!.relocations.push({ ...relocation, to });
+        return to;
+      },
+      readEntries: (g, from, to, budget, out) => {
+        const cached = g.cache.get(from);
+        if (cached === undefined) return this.readEntries(g, from, to, budget, true, out);
+        out.push(cached);
+        return 1;
+      },
+      moveLive: (g, from, to) => {
+        this.live(g, to);
+        this.drop(from.segment, from.bytes);
+      },
     };
-    const seq = head.seq;
-    const snap = g.snapshot;
-    if (g.snapshotAt?.segment === seq && snap !== undefined) {
-      const payload = encodeConfState(snap.conf);
-      copy('snapshot', g.snapshotAt, this.record(RecordType.SnapshotMarker, g, snap, payload));
-    }
-    if (g.compactionAt?.segment === seq) {
-      const index = g.index.compactedIndex;
-      const term = g.index.term(index)!;
-      const mark = { index, term };
-      copy('compaction', g.compactionAt, this.record(RecordType.CompactionPoint, g, mark));
-    }
-    if (g.hardStateAt?.segment === seq) {
-      const hs = g.hardState;
-      const mark = { index: hs.commit, term: hs.term };
-      copy(
-        'hardState',
-        g.hardStateAt,
-        this.record(RecordType.HardState, g, mark, encodeVote(hs.vote)),
-      );
-    }
-    const ranges: [number, number][] = [];
-    g.index.rangesIn(seq, (from, to) => ranges.push([from, to]));
-    for (const [from, to] of ranges) {
-      let i = from;
-      while (i <= to && taken < budget) {
-        const block: Entry[] = [];
-        const cached = g.cache.get(i);
-        if (cached !== undefined) block.push(cached);
-        else this.readEntries(g, i, to + 1, budget - taken, true, block);
-        for (const e of block) {
-          const at = g.index;
-          const loc = { segment: seq, offset: at.offset(e.index), bytes: at.length(e.index) };
-          const record = {
-            type: e.type,
-            group: g.id,
-            term: e.term,
-            index: e.index,
-            payload: e.data,
-          };
-          copy('entry', loc, record, e.index);
-        }
-        i += block.length;
-      }
-    }
-    return taken;
   }
 
-  private record(
-    type: number,
-    g: GroupState,
-    mark: { index: number; term: number },
-    payload: Uint8Array = new Uint8Array(0),
-  ): RecordInput {
-    return { type, group: g.id, term: mark.term, index: mark.index, payload };
-  }
-
-  private applyRelocations(relocations: readonly Relocation[]): void {
-    for (const r of relocations) {
-      const g = r.group;
-      let moved = false;
-      switch (r.kind) {
-        case 'entry':
-          moved = g.index.relocate(
-            r.index,
-            r.from.segment,
-            r.from.offset,
-            r.to.segment,
-            r.to.offset,
-          );
-          break;
-        case 'hardState':
-          moved = sameLoc(g.hardStateAt, r.from);
-          if (moved) g.hardStateAt = r.to;
-          break;
-        case 'snapshot':
-          moved = sameLoc(g.snapshotAt, r.from);
-          if (moved) g.snapshotAt = r.to;
-          break;
-        case 'compaction':
-          moved = sameLoc(g.compactionAt, r.from);
-          if (moved) g.compactionAt = r.to;
-          break;
-      }
-      if (moved) {
-        this.live(g, r.to);
-        this.drop(r.from.segment, r.from.bytes);
-      }
-    }
-  }
-
-  // ---- Reading --------------------------------------------------------------------------------
-
-  /**
-   * Reads entries from..to-1 from disk while they lie back to back in one segment and fit in
-   * `budget` bytes (the first one regardless, with `atLeastOne`); verifies every record against
-   * what the index expects and appends the entries to `out`.
-   */
   private readEntries(
     g: GroupState,
     from: number,
@@ -803,50 +712,17 @@ export class SegmentedLog implements LogStore {
     atLeastOne: boolean,
     out: Entry[],
   ): number {
-    const index = g.index;
-    const seq = index.segment(from);
-    const start = index.offset(from);
-    let end = start;
-    let i = from;
-    while (i < to && index.segment(i) === seq && index.offset(i) === end) {
-      const len = index.length(i);
-      if ((i > from || !atLeastOne) && end - start + len > budget) break;
-      end += len;
-      i++;
-    }
-    if (i === from) return 0;
-    const file = this.segments.get(seq).file;
-    assert(file !== undefined, 'an entry not yet written is cached');
-    const buf = new Uint8Array(end - start);
-    const path = join(this.dir, segmentName(seq));
-    const fail = (at: number, what: string) =>
-      new FlotillaError(
-        ErrorCode.CORRUPT_LOG,
-        `log segment ${path} is corrupt at offset ${at} (group ${g.id}): ${what}. Restore ` +
-          'this node from a replica',
-        { file: path, offset: at, group: g.id },
-      );
-    if (file.readSync(buf, start) !== buf.length) throw fail(start, 'the file is short');
-    const result = decodeRecords(buf);
-    if (result.status !== 'ok' || result.count !== i - from) {
-      const why = result.reason ?? result.status;
-      throw fail(start + result.end, `a record fails verification (${why})`);
-    }
-    for (let k = 0; k < result.count; k++) {
-      const o = result.offsets[k]!;
-      const at = from + k;
-      const type = recordType(buf, o);
-      const term = recordTerm(buf, o);
-      const matches =
-        recordGroup(buf, o) === g.id &&
-        recordIndex(buf, o) === at &&
-        term === index.term(at) &&
-        (type === RecordType.EntryNormal || type === RecordType.EntryConfChange);
-      if (!matches) throw fail(start + o, `the record is not entry ${at} the index expects`);
-      out.push({ term, index: at, type: type as EntryType, data: recordPayload(buf, o) });
-    }
-    return i - from;
+    return readEntryBlock(this.files, g, { from, to, budget, atLeastOne }, out);
   }
+
+  private readonly files: SegmentFiles = {
+    file: (seq) => {
+      const file = this.segments.get(seq).file;
+      assert(file !== undefined, 'an entry not yet written is cached');
+      return file;
+    },
+    path: (seq) => join(this.dir, segmentName(seq)),
+  };
 
   // ---- Groups ---------------------------------------------------------------------------------
 
@@ -864,9 +740,10 @@ export class SegmentedLog implements LogStore {
     return g;
   }
 
-  /** Rebuilds the segments' live bytes from the recovered groups. */
+  /** Rebuilds the segments' live bytes from the recovered groups; their caches start empty. */
   private countLive(): void {
     for (const g of this.groupsById.values()) {
+      g.cache.restart(g.index.lastIndex + 1);
       g.index.bytesBySegment((seq, bytes) => this.segments.addLive(seq, bytes, g.id));
       for (const at of [g.hardStateAt, g.snapshotAt, g.compactionAt]) {
         if (at !== undefined) this.live(g, at);

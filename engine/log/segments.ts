@@ -138,6 +138,17 @@ export class SegmentTable {
     await this.fs.syncDir(this.dir);
   }
 
+  /** Deletes the newest segment `seq`, which holds no records (a spare found at recovery). */
+  async deleteTail(seq: number): Promise<void> {
+    const segment = this.get(seq);
+    assert(!this.bySeq.has(seq + 1), 'only the newest segment is deleted from the tail');
+    assert(segment.live === 0, 'a spare segment holds nothing live');
+    this.bySeq.delete(seq);
+    await segment.file?.close();
+    await this.fs.unlink(join(this.dir, segmentName(seq)));
+    await this.fs.syncDir(this.dir);
+  }
+
   /** Waits for segments being created, then closes every file. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.creating.values()]);

@@ -1,27 +1,33 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareBytes, mergeSorted } from '../../shards/merge.js';
+import { compareBytes, mergeSortedAsync } from '../../shards/merge.js';
 
-describe('mergeSorted', () => {
-  it('yields the sorted union of sorted sources', () => {
-    fc.assert(
-      fc.property(fc.array(fc.array(fc.integer({ min: -50, max: 50 }))), (lists) => {
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const v of it) out.push(v);
+  return out;
+}
+
+describe('mergeSortedAsync', () => {
+  it('yields the sorted union of sorted sources', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.array(fc.integer({ min: -50, max: 50 }))), async (lists) => {
         const sources = lists.map((l) => [...l].sort((a, b) => a - b));
-        const merged = [...mergeSorted(sources, (a, b) => a - b)];
+        const merged = await collect(mergeSortedAsync(sources, (a, b) => a - b));
         expect(merged).toEqual(lists.flat().sort((a, b) => a - b));
       }),
     );
   });
 
-  it('merges in reverse when the comparison is reversed', () => {
-    const merged = [...mergeSorted([[9, 5, 1], [8, 2], []], (a, b) => b - a)];
+  it('merges in reverse when the comparison is reversed', async () => {
+    const merged = await collect(mergeSortedAsync([[9, 5, 1], [8, 2], []], (a, b) => b - a));
     expect(merged).toEqual([9, 8, 5, 2, 1]);
   });
 
-  it('pulls lazily and closes every source when the consumer stops early', () => {
+  it('pulls lazily and closes every source when the consumer stops early', async () => {
     let pulled = 0;
     let closed = 0;
-    function* source(values: number[]) {
+    async function* source(values: number[]) {
       try {
         for (const v of values) {
           pulled++;
@@ -31,9 +37,9 @@ describe('mergeSorted', () => {
         closed++;
       }
     }
-    const merged = mergeSorted([source([1, 3, 5, 7]), source([2, 4, 6, 8])], (a, b) => a - b);
+    const merged = mergeSortedAsync([source([1, 3, 5, 7]), source([2, 4, 6, 8])], (a, b) => a - b);
     const taken: number[] = [];
-    for (const v of merged) {
+    for await (const v of merged) {
       taken.push(v);
       if (taken.length === 3) break;
     }

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -304,3 +305,68 @@ describe('the embedded store: durability', () => {
     expect(db.shardCount).toBe(10_000);
   });
 });
+
+describe('the embedded store: crashes and corruption', () => {
+  const writer = join(process.cwd(), 'test', 'support', 'crash-writer.mjs');
+  const built = existsSync(join(process.cwd(), 'dist', 'shards', 'index.js'));
+
+  it.skipIf(!built)('keeps every acknowledged write after SIGKILL mid-load', async () => {
+    const dir = tempDir();
+    for (let round = 0; round < 3; round++) {
+      const acked = await runUntilKilled(writer, dir, 150 + round * 100);
+      const db = await openStore(dir, 8);
+      for (const i of acked) expect(await db.get(`w${i}`)).toEqual({ i, pad: 'x'.repeat(64) });
+      await closeStore(db);
+    }
+  });
+
+  it('refuses to open when a log segment is corrupt before its tail (CORRUPT_LOG)', async () => {
+    const dir = tempDir();
+    const db = await openStore(dir, 2);
+    for (let i = 0; i < 200; i++) await db.put(`c${i}`, 'v'.repeat(100));
+    await closeStore(db);
+    const logDir = join(dir, 'log');
+    const segment = join(
+      logDir,
+      readdirSync(logDir)
+        .filter((f) => f.endsWith('.seg'))
+        .sort()[0]!,
+    );
+    const bytes = readFileSync(segment);
+    bytes[4096] = bytes[4096]! ^ 0xff;
+    writeFileSync(segment, bytes);
+    const error = await Flotilla.open({ dir, shards: 2 }).then(
+      (s) => s.close().then(() => undefined),
+      (err: unknown) => err,
+    );
+    expect(isFlotillaError(error, 'CORRUPT_LOG')).toBe(true);
+    expect((error as FlotillaError).message).toMatch(/\.seg/);
+  });
+});
+
+/** Runs the crash writer until `acks` writes are acknowledged, SIGKILLs it, returns the acks. */
+function runUntilKilled(script: string, dir: string, acks: number): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, dir, '8', '32'], { stdio: 'pipe' });
+    const acked: number[] = [];
+    let stderr = '';
+    let buffered = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.stdout.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        if (!line.startsWith('ack ')) continue;
+        acked.push(Number(line.slice(4)));
+        if (acked.length === acks) child.kill('SIGKILL');
+      }
+    });
+    child.on('exit', (code, signal) => {
+      if (signal === 'SIGKILL') resolve(acked);
+      else reject(new Error(`crash writer exited with ${code}: ${stderr}`));
+    });
+  });
+}

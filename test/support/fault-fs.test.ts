@@ -43,7 +43,7 @@ describe('FaultFs', () => {
     expect(kept).toEqual(new Set([0, 50, 100]));
   });
 
-  it('may lose a create or a rename until the directory is synced; a rename is atomic', async () => {
+  it('may lose a create or rename until the directory is synced; renames are atomic', async () => {
     const outcomes = new Set<string>();
     for (let seed = 1; seed <= 40; seed++) {
       const fs = new FaultFs({ seed });

@@ -7,10 +7,10 @@
  * sees and the durable ones, with the creates, renames and unlinks since the last directory
  * fsync. `crash()` models a power loss: each file keeps its durable bytes plus a random prefix
  * of its unsynced operations, the first write after that prefix being lost or torn at a random
- * byte (a prefix of it survives, maybe followed by garbage); each directory keeps its durable entries plus a random
- * subset of its unsynced operations (POSIX orders none of them before an fsync of the
- * directory), each one atomic. It returns the file system of the restarted machine; the old one
- * fails every call, like the processes that died. mkdir is durable at once.
+ * byte (a prefix of it survives, maybe followed by garbage); each directory keeps its durable
+ * entries plus a random subset of its unsynced operations (POSIX orders none of them before an
+ * fsync of the directory), each one atomic. It returns the file system of the restarted
+ * machine; the old one fails every call, like the processes that died. mkdir is durable at once.
  *
  * Errors can be injected (`failNext`): the chosen call fails with the given code and no effect.
  * A failed fdatasync also forgets the unsynced writes it should have saved, as Linux does (the

@@ -237,8 +237,11 @@ export function logStoreConformance(name: string, factory: LogStoreFactory): voi
         expect(l.snapshot(3)).toEqual(snap(10, 2));
         expect(l.term(3, 10)).toBe(2);
         expect(summary(allEntries(l, 3))).toEqual(summary(ents(3, 11, 12, 3)));
-        await l.append([{ group: 1, entries: ents(1, 6, 7, 2) }]);
-        expect(l.lastIndex(1)).toBe(7);
+        const more = l.append([{ group: 1, entries: ents(1, 6, 7, 2) }]);
+        expect(summary(allEntries(l, 1))).toEqual(
+          summary([...ents(1, 3, 5, 1), ...ents(1, 6, 7, 2)]),
+        );
+        await more;
       });
     }
   });

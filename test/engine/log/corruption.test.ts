@@ -120,7 +120,7 @@ describe('corruption matrix', () => {
     await expectEntries(dir, calls);
   });
 
-  it('a flipped byte in a segment header (magic) refuses with CORRUPT_LOG at offset 0', async () => {
+  it('a flipped byte in a segment header magic refuses with CORRUPT_LOG at offset 0', async () => {
     const { dir, withRecords } = copy();
     const file = join(dir, withRecords[1]!);
     flip(file, 3);
@@ -152,7 +152,7 @@ describe('corruption matrix', () => {
     expect(err.message).toMatch(/version 2/);
   });
 
-  it("a flipped byte in the first record's header refuses with CORRUPT_LOG at its offset", async () => {
+  it("a flipped byte in the first record's header: CORRUPT_LOG at its offset", async () => {
     const { dir, withRecords } = copy();
     const file = join(dir, withRecords[0]!);
     flip(file, segmentHeaderBytes + 4);
@@ -161,7 +161,7 @@ describe('corruption matrix', () => {
     expect(err.details).toMatchObject({ file, offset: segmentHeaderBytes });
   });
 
-  it('a flipped payload byte mid-log refuses with CORRUPT_LOG naming file, offset, group', async () => {
+  it('a flipped payload byte mid-log: CORRUPT_LOG naming file, offset, group', async () => {
     const { dir, withRecords } = copy();
     const file = join(dir, withRecords[1]!);
     const recs = recordsOf(file).filter((r) => r.type === RecordType.EntryNormal);
@@ -247,7 +247,19 @@ describe('corruption matrix', () => {
     expect(err.message).toMatch(/missing/);
   });
 
-  it('a missing oldest segment whose entries are still needed refuses, naming the group', async () => {
+  it('a segment whose records vanished (zeroed) refuses with CORRUPT_LOG naming it', async () => {
+    const { dir, withRecords } = copy();
+    const file = join(dir, withRecords[1]!);
+    const buf = readFileSync(file);
+    buf.fill(0, segmentHeaderBytes);
+    writeFileSync(file, buf);
+    const err = await openError(dir);
+    expect(err.code).toBe(ErrorCode.CORRUPT_LOG);
+    expect(err.details).toMatchObject({ file, offset: segmentHeaderBytes });
+    expect(err.message).toMatch(/writes were lost/);
+  });
+
+  it('a missing oldest segment still needed refuses, naming the group', async () => {
     const { dir, withRecords } = copy();
     rmSync(join(dir, withRecords[0]!));
     const err = await openError(dir);

@@ -92,7 +92,7 @@ export const pace: fc.Arbitrary<Pace> = fc.oneof(
 );
 
 /** Drives a log and the model with the same calls. */
-class Driver {
+export class Driver {
   private readonly terms = new Map<number, number>();
 
   constructor(

@@ -73,7 +73,7 @@ describe('group commit', () => {
     await again.close();
   });
 
-  it('coalesces the appends that arrive while a sync is in flight into the next write', async () => {
+  it('coalesces appends arriving while a sync is in flight into the next write', async () => {
     let release: (() => void) | undefined;
     let holding = false;
     const fs = new FaultFs({

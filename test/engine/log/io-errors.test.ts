@@ -8,7 +8,7 @@ const io = (err: unknown) => isFlotillaError(err, ErrorCode.IO);
 
 describe('I/O errors on the write path', () => {
   for (const op of ['write', 'datasync'] as FaultOp[]) {
-    it(`a failed ${op} fails the append and every later one; a reopen keeps what was acknowledged`, async () => {
+    it(`a failed ${op} fails this and later appends; a reopen keeps what was acked`, async () => {
       const fs = new FaultFs({ seed: 9 });
       const log = await SegmentedLog.open({ dir: '/log', fs, segmentBytes: 64 * 1024 });
       await log.append([{ group: 1, entries: ents(1, 1, 3, 1) }]);

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { SegmentedLog } from '../../../engine/log/segmented-log.js';
+import { FaultFs } from '../../support/fault-fs.js';
+import { allEntries, ents, summary } from './helpers.js';
+
+describe('the read cache', () => {
+  it('stays within its byte bound and serves recent entries without the disk', async () => {
+    const fs = new FaultFs({ seed: 12 });
+    const cacheBytesMax = 16 * 1024;
+    const log = await SegmentedLog.open({
+      dir: '/log',
+      fs,
+      segmentBytes: 64 * 1024,
+      cacheBytesMax,
+    });
+    for (let i = 1; i <= 500; i++) {
+      await log.append([
+        {
+          group: 1 + (i % 3),
+          entries: ents(1 + (i % 3), Math.ceil(i / 3), Math.ceil(i / 3), 1, 60),
+        },
+      ]);
+      expect(log.stats().cachedBytes).toBeLessThanOrEqual(cacheBytesMax);
+    }
+    const reads = fs.count('read');
+    expect(summary(log.entries(2, 160, 168, Number.MAX_VALUE))).toEqual(
+      summary(ents(2, 160, 167, 1, 60)),
+    );
+    expect(fs.count('read')).toBe(reads);
+    expect(summary(allEntries(log, 2))).toEqual(summary(ents(2, 1, 167, 1, 60)));
+    expect(fs.count('read')).toBeGreaterThan(reads);
+    await log.close();
+  });
+
+  it('keeps entries not yet written even beyond the bound', async () => {
+    const fs = new FaultFs({ seed: 13 });
+    const log = await SegmentedLog.open({
+      dir: '/log',
+      fs,
+      segmentBytes: 64 * 1024,
+      cacheBytesMax: 0,
+    });
+    const done = log.append([{ group: 1, entries: ents(1, 1, 50, 1, 100) }]);
+    expect(log.stats().cachedBytes).toBeGreaterThan(50 * 100);
+    expect(summary(allEntries(log, 1))).toEqual(summary(ents(1, 1, 50, 1, 100)));
+    await done;
+    await log.append([{ group: 2, entries: ents(2, 1, 1, 1, 10) }]);
+    expect(log.stats().cachedBytes).toBe(0);
+    expect(summary(allEntries(log, 1))).toEqual(summary(ents(1, 1, 50, 1, 100)));
+    await log.close();
+  });
+});

@@ -12,7 +12,9 @@
  * encoded and decoded with the wire codec, so codec bugs surface in simulation.
  *
  * Faults apply per frame: drop, duplicate, delay (a tick range), reorder (a frame is held back so
- * later frames overtake it), symmetric and one-way partitions, and nodes going down and up.
+ * later frames overtake it), symmetric and one-way partitions, and nodes going down and up. The
+ * snapshot lane stays what a stream connection is: in order and without duplicates (its frames
+ * may still be delayed or lost).
  */
 
 import { encodedBytes, encodeRecords } from '../../wasm/index.js';
@@ -121,6 +123,8 @@ export class MemoryNetwork {
   private readonly cuts = new Set<string>();
   private readonly downNodes = new Set<NodeId>();
   private inFlight: InFlight[] = [];
+  /** Per `from>to` snapshot lane: when its last frame is due (the lane keeps its order). */
+  private readonly laneDue = new Map<string, number>();
   private seq = 0;
   private readonly counters = { framesSent: 0, framesDelivered: 0, framesDropped: 0 };
   private framesDuplicated = 0;
@@ -287,7 +291,10 @@ export class MemoryNetwork {
       this.counters.framesDropped++;
       return;
     }
-    const copies = f.duplicateRate > 0 && this.random.chance(f.duplicateRate) ? 2 : 1;
+    // The snapshot lane is one stream connection (as over TCP): its frames are never duplicated
+    // and never overtake each other; they may be delayed, or lost with the connection.
+    const lane = payload.kind === 'chunk';
+    const copies = !lane && f.duplicateRate > 0 && this.random.chance(f.duplicateRate) ? 2 : 1;
     if (copies === 2) this.framesDuplicated++;
     for (let c = 0; c < copies; c++) {
       let delay = f.delayTicksMin;
@@ -297,7 +304,12 @@ export class MemoryNetwork {
       if (f.reorderRate > 0 && this.random.chance(f.reorderRate)) {
         delay += 1 + this.random.intBelow(f.reorderTicksMax);
       }
-      const due = this.now() + delay;
+      let due = this.now() + delay;
+      if (lane) {
+        const key = `${from}>${to}`;
+        due = Math.max(due, this.laneDue.get(key) ?? 0);
+        this.laneDue.set(key, due);
+      }
       this.inFlight.push({ from, to, due, seq: this.seq++, bytes, payload });
     }
   }

@@ -12,23 +12,27 @@ export interface RangeTotals {
   ops: number;
   unknown: number;
   faults: number;
+  snapshots: number;
   profiles: Set<string>;
 }
 
 /** Runs seeds [first, first + count) and expects every one to pass. */
 export async function expectSeedsPass(first: number, count: number): Promise<RangeTotals> {
-  const totals: RangeTotals = { ops: 0, unknown: 0, faults: 0, profiles: new Set() };
+  const totals: RangeTotals = { ops: 0, unknown: 0, faults: 0, snapshots: 0, profiles: new Set() };
   for (let seed = first; seed < first + count; seed++) {
     const result: SimResult = await runSeed(optionsForSeed(seed));
     if (!result.ok) throw new Error(failureReport(result, [], 40).join('\n'));
     totals.ops += result.stats.ops;
     totals.unknown += result.stats.unknown;
     totals.faults += result.stats.faults;
+    totals.snapshots += result.stats.snapshotsInstalled;
     totals.profiles.add(result.options.profile);
   }
-  // The runs did real work: operations, faults, and operations whose outcome was unknown.
+  // The runs did real work: operations, faults, operations whose outcome was unknown, and
+  // followers that caught up by snapshot.
   expect(totals.ops).toBeGreaterThan(count * 100);
   expect(totals.faults).toBeGreaterThan(count * 5);
   expect(totals.unknown).toBeGreaterThan(0);
+  expect(totals.snapshots).toBeGreaterThan(0);
   return totals;
 }

@@ -14,9 +14,10 @@
  *
  * A check records the first failure (see failure.ts) rather than throwing where it runs.
  */
-import type { GroupSpec, NodeHost } from '../../../engine/host.js';
+import { FlotillaError } from '../../../engine/errors.js';
+import type { GroupSpec, LeaderChange, NodeHost } from '../../../engine/host.js';
 import type { LogStore } from '../../../engine/log/log-store.js';
-import { EntryType } from '../../../engine/raft/types.js';
+import { type Entry, EntryType } from '../../../engine/raft/types.js';
 import type { Change } from '../../../engine/state/change-feed.js';
 import { decodeCommand } from '../../../engine/state/commands.js';
 import type { KvState } from '../../../engine/state/kv-state.js';
@@ -40,10 +41,17 @@ function mix(a: number, b: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** `session#seq` of a command entry, undefined for entries without a session. */
+/** `session#seq` of a command entry; undefined for entries without one (or not a command). */
 export function sessionKeyOf(type: number, data: Uint8Array): string | undefined {
   if (type !== EntryType.Normal || data.length === 0) return undefined;
-  const command = decodeCommand(data);
+  let command: ReturnType<typeof decodeCommand>;
+  try {
+    command = decodeCommand(data);
+  } catch (err) {
+    // The state machine answers such an entry with an error result; it has no session.
+    if (err instanceof FlotillaError) return undefined;
+    throw err;
+  }
   if (!('session' in command) || command.session === null) return undefined;
   return `${Buffer.from(command.session.id).toString('utf8')}#${command.session.seq}`;
 }
@@ -67,12 +75,16 @@ export class SafetyChecker {
   failure: SimFailure | undefined;
   /** `${shard}:${term}` → the node that led it. */
   private readonly leaders = new Map<string, number>();
-  /** shard → the writes applied, in apply order (the first replica to apply one sets it). */
-  private readonly applySequence = new Map<number, string[]>();
-  /** shard → log indexes that wrote something. */
-  private readonly writingIndexes = new Map<number, Set<number>>();
-  /** `${node}:${shard}` → writes that replica has applied. */
-  private readonly applyPosition = new Map<string, number>();
+  /** shard → index → the writes its entry made (the first replica to apply it sets them). */
+  private readonly applied = new Map<number, Map<number, string>>();
+  /** `${node}:${shard}` → the last index that replica applied a write at. */
+  private readonly lastApplied = new Map<string, number>();
+  /** shard → index → `session#seq` of the committed entry there (null: no session). */
+  private readonly sessions = new Map<number, Map<number, string | null>>();
+  /** `${node}:${shard}` → the highest committed index whose session was recorded. */
+  private readonly recorded = new Map<string, number>();
+  /** `${shard}:${index}:${term}` → hash of the entry's type and data. */
+  private readonly entryHashes = new Map<string, number>();
   /** `${shard}:${index}:${term}` → hash of the log up to that entry. */
   private readonly prefixes = new Map<string, number>();
   /**
@@ -102,23 +114,29 @@ export class SafetyChecker {
       const host = node.host;
       if (host === undefined) continue;
       for (const { group } of node.groups) {
-        if (!host.isLeader(group)) continue;
-        const term = host.status(group).term;
-        const key = `${group}:${term}`;
-        const other = this.leaders.get(key);
-        if (other !== undefined && other !== node.id) {
-          this.fail(
-            'election-safety',
-            `shard ${group} has leaders n${other} and n${node.id} in term ${term}`,
-          );
-        }
-        this.leaders.set(key, node.id);
-        if (other === undefined) {
-          this.trace.add(`s${group} led by n${node.id} in term ${term}`);
-          this.onNewLeader?.(group, node.id, term);
-        }
+        if (host.isLeader(group)) this.leading(group, node.id, host.status(group).term);
       }
     }
+  }
+
+  /** Election safety, as each host announces its own leadership (even a short-lived one). */
+  leaderAnnounced(node: number, change: LeaderChange): void {
+    if (change.leader === node) this.leading(change.group, node, change.term);
+  }
+
+  private leading(group: number, node: number, term: number): void {
+    const key = `${group}:${term}`;
+    const other = this.leaders.get(key);
+    if (other !== undefined && other !== node) {
+      this.fail(
+        'election-safety',
+        `shard ${group} has leaders n${other} and n${node} in term ${term}`,
+      );
+    }
+    if (other !== undefined) return;
+    this.leaders.set(key, node);
+    this.trace.add(`s${group} led by n${node} in term ${term}`);
+    this.onNewLeader?.(group, node, term);
   }
 
   /**
@@ -149,7 +167,8 @@ export class SafetyChecker {
       if (commit === 0 || commitTerm === 0) continue;
       const quorum = Math.floor(replicas(shard).length / 2) + 1;
       for (const r of logs) {
-        if (r.log.term(shard, commit) === commitTerm) continue;
+        // An entry below the compaction point was applied: the replica holds it in its state.
+        if (commit < r.log.firstIndex(shard) || r.log.term(shard, commit) === commitTerm) continue;
         const voters = logs.filter(
           (v) => r.lastTerm > v.lastTerm || (r.lastTerm === v.lastTerm && r.last >= v.last),
         );
@@ -164,34 +183,40 @@ export class SafetyChecker {
     }
   }
 
-  /** The change feed of `node`: its writes must extend the shard's common apply sequence. */
+  /**
+   * The change feed of `node`: the writes of each log index must be the same on every replica
+   * that applies it, and a replica applies indexes in increasing order, each at most once. (A
+   * replica that installs a snapshot skips the indexes it covers; the checksums compare states.)
+   */
   onChanges(node: number, changes: readonly Change[]): void {
+    const byEntry = new Map<string, { shard: number; index: number; writes: string[] }>();
     for (const c of changes) {
-      const key = `${node}:${c.shard}`;
-      const at = this.applyPosition.get(key) ?? 0;
-      this.applyPosition.set(key, at + 1);
-      let sequence = this.applySequence.get(c.shard);
-      if (sequence === undefined) {
-        sequence = [];
-        this.applySequence.set(c.shard, sequence);
+      const key = `${c.shard}:${c.index}`;
+      const entry = byEntry.get(key) ?? { shard: c.shard, index: c.index, writes: [] };
+      entry.writes.push(fingerprint(c));
+      byEntry.set(key, entry);
+    }
+    for (const { shard, index, writes } of byEntry.values()) {
+      const replica = `${node}:${shard}`;
+      const last = this.lastApplied.get(replica) ?? 0;
+      if (index <= last) {
+        this.fail('apply-order', `shard ${shard}: n${node} applied ${index} after ${last}`);
       }
-      const mine = fingerprint(c);
-      if (at < sequence.length) {
-        if (sequence[at] !== mine) {
-          this.fail(
-            'apply-order',
-            `shard ${c.shard}: write #${at} is ${sequence[at]} elsewhere but ${mine} on n${node}`,
-          );
-        }
-        continue;
+      this.lastApplied.set(replica, index);
+      let truth = this.applied.get(shard);
+      if (truth === undefined) {
+        truth = new Map();
+        this.applied.set(shard, truth);
       }
-      sequence.push(mine);
-      let indexes = this.writingIndexes.get(c.shard);
-      if (indexes === undefined) {
-        indexes = new Set();
-        this.writingIndexes.set(c.shard, indexes);
+      const mine = writes.join(' ');
+      const known = truth.get(index);
+      if (known !== undefined && known !== mine) {
+        this.fail(
+          'apply-order',
+          `shard ${shard}: entry ${index} wrote ${known} elsewhere but ${mine} on n${node}`,
+        );
       }
-      indexes.add(c.index);
+      truth.set(index, mine);
     }
   }
 
@@ -208,23 +233,25 @@ export class SafetyChecker {
 
   private checkReplicaLog(node: CheckedNode, group: number): void {
     const log = node.log!;
-    const host = node.host;
     const first = log.firstIndex(group);
     const last = log.lastIndex(group);
-    let truth = this.committed.get(group);
-    if (truth === undefined) {
-      truth = new Map();
-      this.committed.set(group, truth);
-    }
+    if (last < first) return;
     const where = `shard ${group} on n${node.id}`;
-    let h =
+    const hard = log.hardState(group);
+    const commitLimit = Math.min(hard.commit, last);
+    // The prefix chain starts at the compaction point when some earlier check saw that entry.
+    let h: number | undefined =
       first === 1 ? 0 : this.prefixes.get(`${group}:${first - 1}:${log.term(group, first - 1)}`);
-    if (h !== undefined && last >= first) {
-      const hard = log.hardState(group);
-      const commitLimit = Math.min(hard.commit, last);
-      for (const e of log.entries(group, first, last + 1, Number.MAX_SAFE_INTEGER)) {
-        h = mix(mix(h, e.term), mix(e.type, hashBytes(e.data)));
-        const key = `${group}:${e.index}:${e.term}`;
+    for (const e of log.entries(group, first, last + 1, Number.MAX_SAFE_INTEGER)) {
+      const key = `${group}:${e.index}:${e.term}`;
+      const data = mix(e.type, hashBytes(e.data));
+      const seen = this.entryHashes.get(key);
+      if (seen !== undefined && seen !== data) {
+        this.fail('log-matching', `${where}: entry ${e.index} of term ${e.term} differs`);
+      }
+      this.entryHashes.set(key, data);
+      if (h !== undefined) {
+        h = mix(mix(h, e.term), data);
         const known = this.prefixes.get(key);
         if (known !== undefined && known !== h) {
           this.fail(
@@ -233,31 +260,76 @@ export class SafetyChecker {
           );
         }
         this.prefixes.set(key, h);
-        if (e.index > commitLimit) continue;
-        const committed = truth.get(e.index);
-        if (committed !== undefined && committed.term !== e.term) {
-          this.fail(
-            'committed-changed',
-            `${where}: committed entry ${e.index} has term ${committed.term}; this replica holds ` +
-              `term ${e.term} there, at or below its durable commit index ${commitLimit}`,
-          );
+      }
+      if (e.index <= commitLimit) this.committedEntry(where, group, e, hard.term, commitLimit);
+    }
+    this.checkLeaderHolds(node, group, first, last);
+  }
+
+  /** Records a committed entry (and its session); a different term there was committed before. */
+  private committedEntry(
+    where: string,
+    group: number,
+    e: Entry,
+    term: number,
+    commitLimit: number,
+  ): void {
+    const truth = mapOf(this.committed, group);
+    const committed = truth.get(e.index);
+    if (committed !== undefined && committed.term !== e.term) {
+      this.fail(
+        'committed-changed',
+        `${where}: committed entry ${e.index} has term ${committed.term}; this replica holds ` +
+          `term ${e.term} there, at or below its durable commit index ${commitLimit}`,
+      );
+    }
+    if (committed === undefined || term < committed.by) {
+      truth.set(e.index, { term: e.term, by: term });
+    }
+    this.recordSession(group, e);
+  }
+
+  private recordSession(group: number, e: Entry): void {
+    const sessions = mapOf(this.sessions, group);
+    if (!sessions.has(e.index)) sessions.set(e.index, sessionKeyOf(e.type, e.data) ?? null);
+  }
+
+  /**
+   * Records the session of every entry newly committed on each replica's log, at every step:
+   * the host compacts only applied entries, so none is compacted before this has seen it.
+   */
+  recordSessions(nodes: readonly CheckedNode[]): void {
+    for (const node of nodes) {
+      const log = node.log;
+      if (log === undefined) continue;
+      for (const { group } of node.groups) {
+        const cursor = `${node.id}:${group}`;
+        const from = Math.max(log.firstIndex(group), (this.recorded.get(cursor) ?? 0) + 1);
+        const to = Math.min(log.hardState(group).commit, log.lastIndex(group));
+        if (to < from) continue;
+        for (const e of log.entries(group, from, to + 1, Number.MAX_SAFE_INTEGER)) {
+          this.recordSession(group, e);
         }
-        if (committed === undefined || hard.term < committed.by) {
-          truth.set(e.index, { term: e.term, by: hard.term });
-        }
+        this.recorded.set(cursor, to);
       }
     }
+  }
+
+  /** Leader completeness: a leader holds every entry committed before its term. */
+  private checkLeaderHolds(node: CheckedNode, group: number, first: number, last: number): void {
+    const host = node.host;
     if (host === undefined || !host.isLeader(group)) return;
+    const log = node.log!;
     const status = host.status(group);
-    for (const [index, { term, by }] of truth) {
+    for (const [index, { term, by }] of this.committed.get(group) ?? []) {
       if (index < first || by >= status.term) continue;
       const held =
         index <= last ? log.term(group, index) : index <= status.lastIndex ? term : undefined;
       if (held !== term) {
         this.fail(
           'leader-completeness',
-          `${where} leads in term ${status.term} without entry ${index} of term ${term}, ` +
-            `committed by term ${by} (holds term ${held})`,
+          `shard ${group} on n${node.id} leads in term ${status.term} without entry ${index} ` +
+            `of term ${term}, committed by term ${by} (holds term ${held})`,
         );
       }
     }
@@ -294,25 +366,25 @@ export class SafetyChecker {
   }
 
   /**
-   * At the end, with `node` holding the shard's whole committed log: no request took effect at
-   * two indexes, and every acknowledged write of the shard is committed (at its version).
+   * At the end, with `node` holding the shard's committed log (as far as it was not compacted):
+   * no request took effect at two indexes, and every acknowledged write of the shard is
+   * committed, at its version's index when the result named one. Sessions of entries compacted
+   * away come from what earlier checks recorded.
    */
   checkWrites(node: CheckedNode, shard: number): void {
     const log = node.log!;
     const commit = log.hardState(shard).commit;
     const first = log.firstIndex(shard);
-    const sessions = new Map<number, string>();
-    const committedSessions = new Set<string>();
+    const sessions = mapOf(this.sessions, shard);
     for (const e of log.entries(shard, first, commit + 1, Number.MAX_SAFE_INTEGER)) {
-      const key = sessionKeyOf(e.type, e.data);
-      if (key === undefined) continue;
-      sessions.set(e.index, key);
-      committedSessions.add(key);
+      sessions.set(e.index, sessionKeyOf(e.type, e.data) ?? null);
     }
+    const committedSessions = new Set<string>();
+    for (const key of sessions.values()) if (key !== null) committedSessions.add(key);
     const wroteAt = new Map<string, number>();
-    for (const index of this.writingIndexes.get(shard) ?? []) {
+    for (const index of this.applied.get(shard)?.keys() ?? []) {
       const key = sessions.get(index);
-      if (key === undefined) continue;
+      if (key === undefined || key === null) continue;
       const earlier = wroteAt.get(key);
       if (earlier !== undefined) {
         this.fail(
@@ -322,12 +394,18 @@ export class SafetyChecker {
       }
       wroteAt.set(key, index);
     }
+    let known = 0;
+    for (const index of sessions.keys()) if (index <= commit) known++;
+    const complete = known === commit;
     for (const w of this.acked) {
       if (w.shard !== shard) continue;
+      const at = w.version === undefined ? undefined : sessions.get(w.version);
       const lost =
-        w.version !== undefined && w.version >= first
-          ? sessions.get(w.version) !== w.session
-          : !committedSessions.has(w.session) && first === 1;
+        at !== undefined
+          ? at !== w.session
+          : w.version !== undefined
+            ? w.version > commit
+            : complete && !committedSessions.has(w.session);
       if (lost) {
         this.fail(
           'lost-write',
@@ -336,4 +414,14 @@ export class SafetyChecker {
       }
     }
   }
+}
+
+/** The inner map of `outer` at `key`, created empty if missing. */
+function mapOf<K, V>(outer: Map<number, Map<K, V>>, key: number): Map<K, V> {
+  let inner = outer.get(key);
+  if (inner === undefined) {
+    inner = new Map();
+    outer.set(key, inner);
+  }
+  return inner;
 }

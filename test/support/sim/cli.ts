@@ -144,7 +144,8 @@ function report(result: SimResult, p: Plan, print: (line: string) => void): void
   }
   print(
     `seed ${options.seed} ok: ${stats.ops} ops (${stats.unknown} unknown), ${stats.faults} ` +
-      `faults, ${(stats.simMs / 1000).toFixed(1)} s simulated, trace ${result.digest}`,
+      `faults, ${stats.snapshotsInstalled} snapshots installed, ` +
+      `${(stats.simMs / 1000).toFixed(1)} s simulated, trace ${result.digest}`,
   );
 }
 

@@ -28,13 +28,23 @@ import { Trace } from './trace.js';
 /** Replicas per shard. */
 export const replicasPerShard = 3;
 
-/** The nodes holding shard `shard` (1-based) among `nodes` nodes: 3 consecutive ids. */
+/**
+ * The nodes holding shard `shard` (1-based) among `nodes` nodes: 3 consecutive ids, the first
+ * of which campaigns when the cluster starts (so first leaders spread over the nodes).
+ */
 export function placement(shard: number, nodes: number): number[] {
   const out: number[] = [];
-  for (let k = 0; k < Math.min(replicasPerShard, nodes); k++)
+  for (let k = 0; k < Math.min(replicasPerShard, nodes); k++) {
     out.push(((shard - 1 + k) % nodes) + 1);
-  return out.sort((a, b) => a - b);
+  }
+  return out;
 }
+
+/**
+ * Snapshot streaming timeouts in the simulator: a stream broken by a dropped frame is given up
+ * and restarted after seconds, not the minute the defaults allow, since a run lasts seconds.
+ */
+export const simSnapshotTuning = { stallMs: 2_000, ackTimeoutMs: 5_000, receiveIdleMs: 5_000 };
 
 /** A simulated cluster; see the module comment. */
 export class SimCluster {
@@ -106,6 +116,9 @@ export class SimCluster {
         fsyncMsMax: o.fsyncMsMax,
         raft,
         tickMs,
+        checkpointMs: o.checkpointMs,
+        compactionSlackEntries: o.compactionSlackEntries,
+        snapshot: simSnapshotTuning,
       },
       {
         clock: this.clock,
@@ -114,6 +127,11 @@ export class SimCluster {
         shardMap: () => this.map,
         onChanges: (node, changes) => this.checker.onChanges(node, changes),
         onFault: (node, message) => this.checker.fail('engine-fault', `n${node}: ${message}`),
+        onLeader: (node, change) => this.checker.leaderAnnounced(node, change),
+        onCrash: (node) => {
+          // Peers' connections to a dead process break: their snapshot streams to it end.
+          for (const peer of this.nodes) peer.host?.reportConnectionLost(node);
+        },
       },
     );
   }
@@ -167,6 +185,7 @@ export class SimCluster {
     await this.quiesce();
     this.checker.observeLeaders(this.nodes);
     this.checker.checkCommitSafety(this.nodes, (shard) => this.replicasOf(shard));
+    this.checker.recordSessions(this.nodes);
     while (this.actions.length > 0) {
       const batch = this.actions;
       this.actions = [];

@@ -15,7 +15,12 @@
  * committed transaction under either setting.
  */
 import { FlotillaError } from '../../../engine/errors.js';
-import { type GroupSpec, NodeHost, type NodeHostOptions } from '../../../engine/host.js';
+import {
+  type GroupSpec,
+  type LeaderChange,
+  NodeHost,
+  type NodeHostOptions,
+} from '../../../engine/host.js';
 import { SegmentedLog } from '../../../engine/log/segmented-log.js';
 import type { Message } from '../../../engine/raft/types.js';
 import { SeededRandom } from '../../../engine/random.js';
@@ -59,6 +64,10 @@ export interface SimNodeEnv {
   onChanges: (node: number, changes: readonly Change[]) => void;
   /** Called when the node hits an error the simulator did not inject. */
   onFault: (node: number, message: string) => void;
+  /** Called when a node learns of a new leader of one of its groups (itself included). */
+  onLeader: (node: number, change: LeaderChange) => void;
+  /** Called once a node has crashed (its peers lose their connections to it). */
+  onCrash: (node: number) => void;
 }
 
 /** How one node is built. */
@@ -75,6 +84,10 @@ export interface SimNodeConfig {
   fsyncMsMax: number;
   raft: NodeHostOptions['raft'];
   tickMs: number;
+  /** Host tunables: checkpoint period, compaction slack, snapshot streaming timeouts. */
+  checkpointMs: number;
+  compactionSlackEntries: number;
+  snapshot: NodeHostOptions['snapshot'];
 }
 
 /** The parts of a running incarnation; each is set once booting reaches it. */
@@ -102,6 +115,8 @@ export class SimNode {
   private incarnations = 0;
   private readonly crashListeners = new Set<() => void>();
   status: NodeStatus = 'down';
+  /** Snapshots this node streamed to followers / installed, over every incarnation so far. */
+  readonly snapshots = { sent: 0, installed: 0 };
 
   constructor(
     private readonly config: SimNodeConfig,
@@ -167,6 +182,9 @@ export class SimNode {
     if (inc === undefined || this.status === 'down') return;
     this.status = 'down';
     inc.dead = true;
+    const stats = inc.host?.snapshotStats();
+    this.snapshots.sent += stats?.sent ?? 0;
+    this.snapshots.installed += stats?.installed ?? 0;
     inc.scheduler.kill();
     inc.unsubscribe?.();
     await inc.transport?.close();
@@ -174,6 +192,7 @@ export class SimNode {
     const listeners = [...this.crashListeners];
     this.crashListeners.clear();
     for (const fn of listeners) fn();
+    this.env.onCrash(this.id);
     await inc.state?.close();
   }
 
@@ -196,30 +215,50 @@ export class SimNode {
     inc.state = state;
     state.defineCommand(bumpCommand, bump);
     inc.unsubscribe = state.onChanges((changes) => this.env.onChanges(this.id, changes));
-    const handler = {
+    const transport = network.attach(this.id, {
       onMessages: (_from: number, msgs: Message[]) => inc.host?.receive(msgs),
-      onSnapshotChunk: (from: number) => {
-        this.env.onFault(this.id, `snapshot chunk from ${from}: the simulator routes none yet`);
-      },
-    };
-    const transport = network.attach(this.id, handler);
+      onSnapshotChunk: (from, chunk) => inc.host?.receiveSnapshotChunk(from, chunk),
+    });
     inc.transport = transport;
     transport.setPeers(this.config.peers.map((id) => ({ id, address: '' })));
-    const host = new NodeHost({
-      nodeId: this.id,
-      log,
-      state,
-      random: new SeededRandom((this.config.seed * 31 + inc.number) >>> 0),
-      scheduler: inc.scheduler,
-      transport,
-      tickMs: this.config.tickMs,
-      raft: this.config.raft,
-    });
+    const host = this.newHost(inc, log, state, transport);
     inc.host = host;
-    for (const spec of this.config.groups) host.addGroup(spec);
+    host.onLeaderChange((change) => this.env.onLeader(this.id, change));
+    for (const spec of this.config.groups) {
+      host.addGroup(spec);
+      // A new cluster's first replica of each shard campaigns at once (no election timeout).
+      if (inc.number === 1 && spec.voters[0] === this.id) host.campaign(spec.group);
+    }
     inc.service = new LocalNodeService(host, state, this.env.shardMap);
     this.status = 'up';
     trace.add(`n${this.id} up (incarnation ${inc.number}, log at ${this.logSummary(log)})`);
+  }
+
+  private newHost(
+    inc: Incarnation,
+    log: SegmentedLog,
+    state: KvState,
+    transport: MemoryTransport,
+  ): NodeHost {
+    const c = this.config;
+    const options: NodeHostOptions = {
+      nodeId: this.id,
+      log,
+      state,
+      random: new SeededRandom((c.seed * 31 + inc.number) >>> 0),
+      scheduler: inc.scheduler,
+      transport,
+      tickMs: c.tickMs,
+      checkpointMs: c.checkpointMs,
+      compactionSlackEntries: c.compactionSlackEntries,
+      raft: c.raft,
+      logger: (level, msg, fields) => {
+        const detail = fields === undefined ? '' : ` ${describeFields(fields)}`;
+        this.env.trace.add(`n${this.id} ${level}: ${msg}${detail}`);
+      },
+    };
+    if (c.snapshot !== undefined) options.snapshot = c.snapshot;
+    return new NodeHost(options);
   }
 
   private logSummary(log: SegmentedLog): string {
@@ -235,6 +274,13 @@ export class SimNode {
     if (inc === undefined || inc.dead) return new Promise(() => undefined);
     return inc.scheduler.sleep(this.fsRandom.intBelow(this.config.fsyncMsMax + 1));
   }
+}
+
+/** Log fields in one line; errors by their message (fields are deterministic). */
+function describeFields(fields: Record<string, unknown>): string {
+  return JSON.stringify(fields, (_key, value: unknown) =>
+    value instanceof Error ? describeError(value) : value,
+  );
 }
 
 /** A one-line description of anything thrown. */

@@ -29,6 +29,13 @@ export interface SimOptions {
   segmentBytes: number;
   /** Simulated fdatasync latency bound, in ms. */
   fsyncMsMax: number;
+  /** Host checkpoint period (state flushed, then the log compacted), in ms. */
+  checkpointMs: number;
+  /**
+   * Entries the host keeps below the durable applied index when compacting. Small values make
+   * followers that were away fall behind the compacted log and catch up by snapshot.
+   */
+  compactionSlackEntries: number;
   /** Raft tick period of the fastest node, in ms. */
   tickMs: number;
   /**
@@ -120,6 +127,8 @@ export function optionsForSeed(seed: number, overrides: SimOverrides = {}): SimO
     leaseReadRate: checkQuorum ? pick(r, [0, 0, 0.3]) : 0,
     segmentBytes: pick(r, [16 * 1024, 64 * 1024]),
     fsyncMsMax: pick(r, [1, 3, 8, 25]),
+    checkpointMs: pick(r, [250, 1000]),
+    compactionSlackEntries: pick(r, [1024, 32, 4]),
     tickMs: 100,
     tickSkewMs: pick(r, [0, 5, 15]),
     faultEveryMs: pick(r, [400, 800, 1500]),
@@ -146,7 +155,8 @@ export function describeOptions(o: SimOptions): string {
     `${o.clients} clients, ` +
     `preVote ${o.preVote}, checkQuorum ${o.checkQuorum}, msgBytesMax ${o.msgBytesMax}, ` +
     `inflight ${o.inflightMsgsMax}, lease reads ${o.leaseReadRate}, segment ${o.segmentBytes} B, ` +
-    `fsync <= ${o.fsyncMsMax} ms, ticks ${o.tickMs}..${o.tickMs + o.tickSkewMs} ms, faults every ~${o.faultEveryMs} ms [${faults.join(' ')}], ` +
+    `fsync <= ${o.fsyncMsMax} ms, checkpoint ${o.checkpointMs} ms, compaction slack ` +
+    `${o.compactionSlackEntries}, ticks ${o.tickMs}..${o.tickMs + o.tickSkewMs} ms, faults every ~${o.faultEveryMs} ms [${faults.join(' ')}], ` +
     `leader churn ${o.leaderChurn}${unsafe}`
   );
 }

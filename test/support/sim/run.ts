@@ -61,6 +61,8 @@ export interface SimResult {
     retries: number;
     faults: number;
     logChecks: number;
+    /** Snapshots installed by followers that fell behind a compacted log. */
+    snapshotsInstalled: number;
   };
 }
 
@@ -268,6 +270,7 @@ export async function runSeed(options: SimOptions, root = simTempRoot()): Promis
       retries: workload.retries,
       faults: nemesis.actions,
       logChecks: cluster.checker.logChecks,
+      snapshotsInstalled: cluster.nodes.reduce((sum, n) => sum + n.snapshots.installed, 0),
     },
   };
   if (failure !== undefined) result.failure = failure;

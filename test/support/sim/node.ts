@@ -7,7 +7,8 @@
  * scheduler is killed (no timer or turn of that incarnation ever runs again), its transport
  * closes, its file system loses unsynced writes and tears the last one, and its LMDB
  * environment is closed without losing any committed transaction. A restart recovers the log
- * from what the file system kept, reopens LMDB and re-adds the node's groups.
+ * from what the file system kept, reopens LMDB and re-adds the node's groups. Raft messages and
+ * snapshot chunks from the network go to the host; its log lines go to the run's trace.
  *
  * LMDB runs with durability 'sync': every commit is synchronous, so no LMDB work completes on a
  * worker thread at a moment simulated time does not control (with 'deferred', the host's

@@ -24,6 +24,8 @@ import { describeError } from './node.js';
 export const opDeadlineMs = 4_000;
 /** A client abandons one attempt (and retries elsewhere) after this much simulated time. */
 export const attemptTimeoutMs = 1_000;
+/** The longest pause before a retry, in ms (see retryAfter). */
+export const retryPauseMsMax = 50;
 
 /** The history shared by every client, and its clock of strictly increasing stamps. */
 export class History {
@@ -240,7 +242,7 @@ export class SimClient {
         return elsewhere(30, false);
       }
       case 'BUSY':
-        return { target, waitMs: 50, mayHaveApplied: false };
+        return { target, waitMs: retryPauseMsMax, mayHaveApplied: false };
       case 'DROPPED':
         return elsewhere(10, false);
       case 'TIMEOUT':

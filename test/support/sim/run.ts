@@ -17,24 +17,32 @@ import { join } from 'node:path';
 import { SeededRandom } from '../../../engine/random.js';
 import type { HistoryOp } from '../history.js';
 import { checkHistory, formatFailure } from '../linearizability.js';
+import { attemptTimeoutMs, opDeadlineMs, retryPauseMsMax } from './client.js';
 import { SimCluster } from './cluster.js';
 import { type FailureKind, SimFailure } from './failure.js';
 import { Nemesis } from './nemesis.js';
 import { describeError } from './node.js';
 import type { SimOptions } from './options.js';
-import { Workload } from './workload.js';
+import { thinkMsMax, Workload } from './workload.js';
 
 /** Simulated time allowed for a phase of the run, in ms. */
 export const phaseLimitMs = {
   /** Every shard elects its first leader and takes its range. */
   startup: 30_000,
-  /** The clients finish their operations (each has its own deadline too). */
-  chaos: 600_000,
   /** After healing: every node up, every shard led, probed and converged. */
   recovery: 30_000,
   /** Every key read once more. */
   finalReads: 120_000,
 } as const;
+
+/**
+ * The longest the chaos phase can take: every operation ends by its deadline (plus one attempt
+ * and a retry pause), after at most a pause, and clients draw operations from one pool.
+ */
+function chaosLimitMs(o: SimOptions): number {
+  const perOp = opDeadlineMs + attemptTimeoutMs + retryPauseMsMax + thinkMsMax;
+  return (Math.ceil(o.ops / o.clients) + 1) * perOp;
+}
 
 /** Simulated time between two checks of every replica's log and state checksum. */
 export const deepCheckEveryMs = 1_000;
@@ -165,8 +173,12 @@ async function phases(cluster: SimCluster, workload: Workload, nemesis: Nemesis)
   cluster.trace.add('chaos starts');
   nemesis.start();
   workload.start();
-  const finished = await cluster.runUntil(() => workload.done, phaseLimitMs.chaos);
-  demand(finished, 'exception', 'the clients did not finish');
+  const finished = await cluster.runUntil(() => workload.done, chaosLimitMs(cluster.options));
+  demand(
+    finished,
+    'exception',
+    'the clients did not finish although every operation has a deadline',
+  );
   nemesis.stop();
   nemesis.heal();
   const recovery = phaseLimitMs.recovery;

@@ -25,7 +25,7 @@ const tags = ['t0', 't1', 't2'];
 const tagSuffixes = ['a', 'b', 'c'];
 
 /** Longest pause of a client between two operations, in ms. */
-const thinkMsMax = 400;
+export const thinkMsMax = 400;
 
 function pick<T>(r: SeededRandom, list: readonly T[]): T {
   return list[r.intBelow(list.length)]!;

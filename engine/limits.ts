@@ -272,7 +272,7 @@ export const logSegmentBytesDefault = 64 * 1024 * 1024;
 export const logSegmentBytesMin = 4 * 1024;
 /** Most bytes appended but not yet durable; beyond it `append` rejects with BUSY. */
 export const logAppendQueueBytesMax = 64 * 1024 * 1024;
-/** Bytes of recent entries kept in memory for reads (entries not yet written are always kept). */
+/** Bytes of written records kept in memory for reads (records not yet written are always kept). */
 export const logEntryCacheBytesMax = 64 * 1024 * 1024;
 /** Rate at which live records of old segments are rewritten forward (token bucket refill). */
 export const logRewriteBytesPerSec = 32 * 1024 * 1024;

@@ -184,6 +184,12 @@ export class GroupIndex {
     }
   }
 
+  /** Whether some stored entry lives in `segment`. */
+  hasEntriesIn(segment: number): boolean {
+    for (let r = 0; r < this.runCount; r++) if (this.runSeg[r] === segment) return true;
+    return false;
+  }
+
   /** Reports the bytes of every stored entry, per segment. */
   bytesBySegment(sink: DropSink): void {
     if (this.runCount > 0) this.reportRange(this.lo, this.last, sink);

@@ -283,8 +283,13 @@ export const logRewriteBurstBytes = 4 * 1024 * 1024;
  * segment's live records are rewritten forward so that segment can be deleted.
  */
 export const logCleanSlackSegments = 4;
-/** Bytes read per step when recovery scans a segment. */
-export const logRecoveryReadBytes = 8 * 1024 * 1024;
+/** Bytes read per step when recovery scans a segment (two steps are in memory at a time). */
+export const logRecoveryReadBytes = 1024 * 1024;
+/**
+ * Room kept in front of each recovery read for the unfinished write carried over from the
+ * previous step; a longer carry costs one extra copy.
+ */
+export const logRecoveryCarryBytes = 1024 * 1024;
 
 // ---- Checked relations: log --------------------------------------------------------------------
 

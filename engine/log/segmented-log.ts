@@ -234,17 +234,19 @@ export class SegmentedLog implements LogStore {
       let bound = 0;
       for (const w of writes) bound += this.boundOf(w);
       this.admit(bound);
-      for (const w of writes) {
-        const g = this.groupsById.get(w.group);
-        this.writing = g;
-        planWrite((g ?? noGroup).index, w, this.ops);
+      try {
+        for (const w of writes) {
+          const g = this.groupsById.get(w.group);
+          this.writing = g;
+          planWrite((g ?? noGroup).index, w, this.ops);
+        }
+      } finally {
+        this.writing = undefined;
+        this.sealOpen();
       }
-      this.sealOpen();
       return this.durable(this.enqueuedLsn);
     } catch (err) {
       return Promise.reject(err);
-    } finally {
-      this.writing = undefined;
     }
   }
 
@@ -338,8 +340,11 @@ export class SegmentedLog implements LogStore {
     try {
       this.checkWritable();
       this.admit(2 * recordHeaderBytes);
-      plan();
-      this.sealOpen();
+      try {
+        plan();
+      } finally {
+        this.sealOpen();
+      }
       return this.durable(this.enqueuedLsn);
     } catch (err) {
       return Promise.reject(err);
@@ -536,7 +541,10 @@ export class SegmentedLog implements LogStore {
     assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
   }
 
-  /** Frames the records placed in the open chunk (at the end of every call that places any). */
+  /**
+   * Frames the records placed in the open chunk; every call that places records ends with it,
+   * so that outside such a call every placed record is framed (and readable from its chunk).
+   */
   private sealOpen(): void {
     this.openChunk?.seal();
   }
@@ -594,6 +602,8 @@ export class SegmentedLog implements LogStore {
         if (this.pending[0] === this.openChunk) this.closeChunk();
         await this.flushChunk(this.pending.shift()!);
         await this.cleaner.clean(!this.closing);
+        // The cleaner's copies: no read reaches them before they are written (the index
+        // moves to a copy only then), so framing them here, after the await, is in time.
         this.sealOpen();
       }
     } catch (err) {

@@ -5,6 +5,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { isFlotillaError } from '../engine/errors.js';
 import { Flotilla } from '../shards/index.js';
+import { runDev } from './dev.js';
+import { serve } from './serve.js';
 import { runShell, type ShellStore } from './shell.js';
 
 function positiveInt(text: string): number {
@@ -42,6 +44,32 @@ program
   .option('-d, --dir <dir>', 'store directory', './data')
   .option('-s, --shards <n>', 'shards when creating the store', positiveInt)
   .action(shellCommand);
+
+program
+  .command('serve')
+  .description('run one node of a cluster until SIGINT or SIGTERM')
+  .requiredOption('-c, --config <file>', 'the cluster description (cluster.json)')
+  .requiredOption('-n, --node <id>', 'which node of the cluster this process is', positiveInt)
+  .option('-d, --data <dir>', "the node's data directory (default ./data/node-<id>)")
+  .action(serve);
+
+program
+  .command('dev')
+  .description(
+    'start a local cluster of serve processes on loopback and open the shell connected to it',
+  )
+  .option('-d, --dir <dir>', 'where cluster.json, the secret and node-N data live', './data')
+  .option('-n, --nodes <n>', 'nodes of a new dev cluster', positiveInt, 3)
+  .option('-s, --shards <n>', 'shards of a new dev cluster', positiveInt, 16)
+  .option(
+    '-p, --base-port <port>',
+    'first Raft port; client ports start 100 above',
+    positiveInt,
+    7101,
+  )
+  .action((options: { dir: string; nodes: number; shards: number; basePort: number }) =>
+    runDev(options),
+  );
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const code = isFlotillaError(err) ? `${err.code}: ` : '';

@@ -14,10 +14,20 @@
  * moves forward once per fsync.
  *
  * Ticks come from one timer for the whole node. Applied indexes are made durable by the state's
- * `flush` on a checkpoint timer, and only then is the log compacted up to them.
+ * `flush` on a checkpoint timer, and only then is the log compacted up to them (less a slack).
+ * A follower that needs what was compacted gets the shard's state instead, streamed on the
+ * transport's snapshot lane (engine/host-snapshots.ts).
  */
 import { assert } from './assert.js';
 import { FlotillaError } from './errors.js';
+import {
+  type SnapshotGroup,
+  SnapshotReceiver,
+  SnapshotSender,
+  type SnapshotStats,
+  type SnapshotTuning,
+  stateSnapshotMeta,
+} from './host-snapshots.js';
 import {
   compactionSlackEntries,
   hostCheckpointMs,
@@ -35,6 +45,10 @@ import {
   raftReadsPendingMax,
   raftUncommittedBytesMax,
   readTimeoutMs,
+  snapshotAckTimeoutMs,
+  snapshotReceiveIdleMs,
+  snapshotSendsMax,
+  snapshotStallMs,
   tickMsDefault,
 } from './limits.js';
 import type { GroupWrite, LogStore } from './log/log-store.js';
@@ -47,17 +61,31 @@ import {
   EntryType,
   type GroupId,
   type Message,
+  MessageType,
   type NodeId,
   type RandomSource,
+  type SnapshotMeta,
 } from './raft/types.js';
 import { realScheduler, type Scheduler, type TimerHandle } from './scheduler.js';
 import type { ApplyItem } from './state/apply.js';
 import { type CommandResult, resultError } from './state/commands.js';
 import type { KvState } from './state/kv-state.js';
+import { defaultLogger, type Logger, type SnapshotChunk } from './transport/transport.js';
 
-/** Sends a turn's messages to other nodes; absent on a single node. */
+/** Carries a node's messages and snapshot chunks to other nodes; absent on a single node. */
 export interface HostTransport {
+  /** Queues a turn's messages for `to`; false when they were dropped (Raft retries). */
   send(to: NodeId, messages: Message[]): boolean;
+  /** Queues a chunk on the snapshot lane; false when its bounded queue is full. */
+  sendSnapshotChunk(to: NodeId, chunk: SnapshotChunk): boolean;
+}
+
+/** A group's leadership as this node learns it. */
+export interface LeaderChange {
+  group: GroupId;
+  /** The leader this node now follows (itself when leading), 0 if none. */
+  leader: NodeId;
+  term: number;
 }
 
 /** How a host is set up. */
@@ -69,8 +97,15 @@ export interface NodeHostOptions {
   scheduler?: Scheduler;
   transport?: HostTransport;
   tickMs?: number;
+  /** Milliseconds between checkpoints (default hostCheckpointMs). */
+  checkpointMs?: number;
+  /** Entries kept below the durable applied index when compacting (default 1024). */
+  compactionSlackEntries?: number;
   /** Raft tunables other than id, group and random. */
   raft?: Partial<Omit<RaftConfig, 'id' | 'group' | 'random' | 'applied'>>;
+  /** Snapshot streaming tunables. */
+  snapshot?: Partial<SnapshotTuning>;
+  logger?: Logger;
 }
 
 /** A group to host: its id and its membership when it is created for the first time. */
@@ -114,7 +149,7 @@ interface PendingRead {
 }
 
 /** The host's view of one group. */
-class HostedGroup {
+class HostedGroup implements SnapshotGroup {
   /** Proposals accepted by this node's RaftNode, by log index. */
   readonly proposals = new Map<number, PendingProposal>();
   /** Reads waiting for a ReadState, by context. */
@@ -132,7 +167,9 @@ class HostedGroup {
   /** Callers waiting for this node to lead the group / to serve local reads. */
   leaderWaiters: (() => void)[] = [];
   localReadWaiters: (() => void)[] = [];
+  // Invariant: applied equals the state's applied index of this group; it never decreases.
   applied: number;
+  /** The membership as of `applied`. */
   confState: ConfState;
 
   constructor(
@@ -159,6 +196,8 @@ class LogGroupStorage implements RaftStorage {
     private readonly log: LogStore,
     private readonly group: GroupId,
     private readonly initialConf: ConfState,
+    /** The snapshot the state can export now (see NodeHost.snapshotMeta). */
+    private readonly stateSnapshot: () => SnapshotMeta | undefined,
   ) {}
   initialState(): InitialState {
     return { hardState: this.log.hardState(this.group), confState: this.initialConf };
@@ -175,8 +214,15 @@ class LogGroupStorage implements RaftStorage {
   lastIndex(): number {
     return this.log.lastIndex(this.group);
   }
-  snapshot() {
-    return this.log.snapshot(this.group);
+  /**
+   * What a lagging follower would be sent: the state as it stands (its applied entry and the
+   * membership then), which is exactly what the host exports. The state's applied index is at
+   * or beyond the compaction point, since the host compacts only durably applied entries.
+   */
+  snapshot(): SnapshotMeta | undefined {
+    const meta = this.stateSnapshot();
+    if (meta === undefined || meta.index < this.log.firstIndex(this.group) - 1) return undefined;
+    return meta;
   }
 }
 
@@ -241,6 +287,11 @@ export class NodeHost {
   private closed = false;
   private readonly timers: TimerHandle[] = [];
   private checkpointing = false;
+  private readonly compactionSlack: number;
+  private readonly logger: Logger;
+  private readonly snapshotSender: SnapshotSender;
+  private readonly snapshotReceiver: SnapshotReceiver;
+  private readonly leaderListeners = new Set<(change: LeaderChange) => void>();
 
   constructor(options: NodeHostOptions) {
     this.nodeId = options.nodeId;
@@ -249,10 +300,35 @@ export class NodeHost {
     this.scheduler = options.scheduler ?? realScheduler;
     this.transport = options.transport;
     this.random = options.random;
+    this.logger = options.logger ?? defaultLogger;
     this.tunables = { ...defaultRaftTunables(), ...options.raft };
+    this.compactionSlack = options.compactionSlackEntries ?? compactionSlackEntries;
+    assert(Number.isSafeInteger(this.compactionSlack), 'the compaction slack is an integer');
+    assert(this.compactionSlack >= 0, 'the compaction slack is not negative');
+    const tuning: SnapshotTuning = {
+      sendsMax: snapshotSendsMax,
+      stallMs: snapshotStallMs,
+      ackTimeoutMs: snapshotAckTimeoutMs,
+      receiveIdleMs: snapshotReceiveIdleMs,
+      ...options.snapshot,
+    };
+    const snapshotHost = {
+      nodeId: this.nodeId,
+      state: this.state,
+      scheduler: this.scheduler,
+      logger: this.logger,
+      sendChunk: (to: NodeId, chunk: SnapshotChunk) =>
+        this.transport?.sendSnapshotChunk(to, chunk) === true,
+      group: (id: GroupId) => this.groups.get(id),
+      markDirty: (group: SnapshotGroup) => this.markDirty(group as HostedGroup),
+      fail: (err: unknown) => this.fail(err),
+    };
+    this.snapshotSender = new SnapshotSender(snapshotHost, tuning);
+    this.snapshotReceiver = new SnapshotReceiver(snapshotHost, tuning);
     const tickMs = options.tickMs ?? tickMsDefault;
+    const checkpointMs = options.checkpointMs ?? hostCheckpointMs;
     this.timers.push(this.scheduler.every(tickMs, () => this.tick()));
-    this.timers.push(this.scheduler.every(hostCheckpointMs, () => void this.checkpoint()));
+    this.timers.push(this.scheduler.every(checkpointMs, () => void this.checkpoint()));
   }
 
   /**
@@ -272,7 +348,9 @@ export class NodeHost {
       autoLeave: false,
     };
     const applied = this.state.appliedIndex(spec.group);
-    const storage = new LogGroupStorage(this.log, spec.group, conf);
+    const storage = new LogGroupStorage(this.log, spec.group, conf, () =>
+      this.snapshotMeta(spec.group),
+    );
     const raft = new RaftNode(
       { ...this.tunables, id: this.nodeId, group: spec.group, random: this.random, applied },
       storage,
@@ -319,6 +397,62 @@ export class NodeHost {
   /** The Raft status of a group (for status pages and tests). */
   status(group: GroupId) {
     return this.groupOf(group).raft.status();
+  }
+
+  /** Starts an election for `group` now (a preferred leader at start, or a transfer target). */
+  campaign(group: GroupId): void {
+    this.checkOpen();
+    const hosted = this.groupOf(group);
+    hosted.raft.campaign();
+    this.markDirty(hosted);
+  }
+
+  /**
+   * Calls `listener` whenever this node learns of a new leader (or of none) for a group, after
+   * the change is durable here. Returns the unsubscribe function. A listener must not throw.
+   */
+  onLeaderChange(listener: (change: LeaderChange) => void): () => void {
+    this.leaderListeners.add(listener);
+    return () => {
+      this.leaderListeners.delete(listener);
+    };
+  }
+
+  /** The transport cannot reach `peer` now: stop pipelining to it in every group. */
+  reportUnreachable(peer: NodeId): void {
+    for (const hosted of this.groups.values()) hosted.raft.reportUnreachable(peer);
+  }
+
+  /**
+   * A connection to `peer` was lost: besides being unreachable, every snapshot stream to it may
+   * have lost chunks; they are abandoned, and Raft asks for them again.
+   */
+  reportConnectionLost(peer: NodeId): void {
+    if (this.closed) return;
+    this.reportUnreachable(peer);
+    this.snapshotSender.abortPeer(peer);
+  }
+
+  /** Feeds one snapshot chunk from another node to its group (see engine/host-snapshots.ts). */
+  receiveSnapshotChunk(from: NodeId, chunk: SnapshotChunk): void {
+    if (this.closed || this.failure !== undefined) return;
+    try {
+      this.snapshotReceiver.receive(from, chunk);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Counters of snapshot streaming. */
+  snapshotStats(): SnapshotStats {
+    return { ...this.snapshotSender.stats(), ...this.snapshotReceiver.stats() };
+  }
+
+  /** The snapshot of `group` the state would export now; undefined before anything is applied. */
+  private snapshotMeta(group: GroupId): SnapshotMeta | undefined {
+    const hosted = this.groups.get(group);
+    if (hosted === undefined || hosted.applied === 0) return undefined;
+    return stateSnapshotMeta(this.state, hosted);
   }
 
   /**
@@ -415,6 +549,8 @@ export class NodeHost {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) t.cancel();
+    this.snapshotSender.close();
+    this.snapshotReceiver.close();
     await this.writing?.catch(() => undefined);
     for (const hosted of this.groups.values()) {
       this.failGroup(hosted, closedError());
@@ -455,6 +591,8 @@ export class NodeHost {
       hosted.raft.tick();
       if (hosted.raft.hasReady()) this.markDirty(hosted);
     }
+    this.snapshotSender.tick();
+    this.snapshotReceiver.tick();
     this.sweepDeadlines();
   }
 
@@ -500,7 +638,7 @@ export class NodeHost {
     const late: ApplyPart[] = [];
     for (const { hosted, rd, durableLast } of batch) {
       if (rd.softState !== undefined) hosted.localReads = false;
-      this.send(rd.messages);
+      this.send(hosted, rd.messages);
       if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
         const w: GroupWrite = { group: hosted.id };
         if (rd.entries.length > 0) w.entries = rd.entries;
@@ -521,6 +659,10 @@ export class NodeHost {
           }),
         );
       }
+      if (rd.snapshot !== undefined && rd.confState !== undefined) {
+        // The membership a snapshot brought is stored once its marker is durable.
+        late.push({ hosted, entries: [], conf: rd.confState });
+      }
       const committed = rd.committedEntries;
       if (committed.length === 0) continue;
       // Entries already durable here need not wait for this turn's fsync.
@@ -539,17 +681,27 @@ export class NodeHost {
       }
     }
     this.apply(early);
-    const done = writes.length > 0 ? this.log.append(writes) : Promise.resolve();
-    this.writing = done.then(
+    this.writing = this.persist(writes).then(
       () => this.afterPersist(batch, late),
       (err: unknown) => this.fail(err),
     );
   }
 
+  /**
+   * Writes a turn's log records. A snapshot marker compacts its group's log up to the snapshot,
+   * so it waits until the state that the snapshot installed is durable: the log never gives up
+   * entries the durable state has not applied.
+   */
+  private persist(writes: GroupWrite[]): Promise<void> {
+    if (writes.length === 0) return Promise.resolve();
+    if (!writes.some((w) => w.snapshot !== undefined)) return this.log.append(writes);
+    return this.state.flush().then(() => this.log.append(writes));
+  }
+
   private afterPersist(batch: { hosted: HostedGroup; rd: Ready }[], late: ApplyPart[]): void {
     this.writing = undefined;
     if (this.failure !== undefined) return;
-    for (const { rd } of batch) this.send(rd.messagesAfterPersist);
+    for (const { hosted, rd } of batch) this.send(hosted, rd.messagesAfterPersist);
     this.apply(late);
     for (const { hosted, rd } of batch) {
       for (const rs of rd.readStates) {
@@ -564,6 +716,7 @@ export class NodeHost {
       if (hosted.leaderWaiters.length > 0 && hosted.raft.isLeader()) {
         for (const wake of hosted.leaderWaiters.splice(0)) wake();
       }
+      if (rd.softState !== undefined) this.announceLeader(hosted.id, rd.softState);
       if (!this.closed) this.dirty.add(hosted);
     }
     if (this.dirty.size > 0 && !this.closed) {
@@ -597,7 +750,8 @@ export class NodeHost {
     for (const { hosted, entries } of parts) {
       for (const e of entries) {
         const result = results[at++]!;
-        hosted.applied = e.index;
+        // A snapshot installed meanwhile may already have moved the state past this entry.
+        hosted.applied = Math.max(hosted.applied, e.index);
         if (!hosted.localReads && this.soleVoter(hosted) && hosted.raft.isLeader()) {
           hosted.localReads = e.term === hosted.raft.hardState().term;
         }
@@ -651,16 +805,39 @@ export class NodeHost {
     }
   }
 
-  private send(messages: Message[]): void {
+  private announceLeader(group: GroupId, soft: { leader: NodeId; term: number }): void {
+    for (const listener of [...this.leaderListeners]) {
+      try {
+        listener({ group, leader: soft.leader, term: soft.term });
+      } catch (err) {
+        // A listener's bug must not stop the pump: it surfaces as an uncaught exception.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  /**
+   * Sends a Ready's messages, one batch per peer. A Snap message starts a snapshot stream
+   * instead of travelling itself; a batch the transport drops marks the peer unreachable.
+   */
+  private send(hosted: HostedGroup, messages: Message[]): void {
     if (messages.length === 0) return;
     if (this.transport === undefined) return;
     const byPeer = new Map<NodeId, Message[]>();
     for (const m of messages) {
+      if (m.type === MessageType.Snap) {
+        this.snapshotSender.start(hosted, m);
+        continue;
+      }
       const list = byPeer.get(m.to);
       if (list === undefined) byPeer.set(m.to, [m]);
       else list.push(m);
     }
-    for (const [to, list] of byPeer) this.transport.send(to, list);
+    for (const [to, list] of byPeer) {
+      if (!this.transport.send(to, list)) hosted.raft.reportUnreachable(to);
+    }
   }
 
   /** Makes applied indexes durable, then lets the log drop what no group needs. */
@@ -670,8 +847,10 @@ export class NodeHost {
     try {
       const marks = [...this.groups.values()].map((g) => ({ group: g.id, applied: g.applied }));
       await this.state.flush();
+      // Invariant: a group's log is compacted only up to an applied index made durable above,
+      // and never past its own last entry (a snapshot may have moved the state beyond it).
       for (const { group, applied } of marks) {
-        const upTo = applied - compactionSlackEntries;
+        const upTo = Math.min(applied - this.compactionSlack, this.log.lastIndex(group));
         if (upTo >= this.log.firstIndex(group)) await this.log.compact(group, upTo);
       }
     } catch (err) {

@@ -110,6 +110,17 @@ export const hostCheckpointMs = 1_000;
 /** Entries kept in the log below the durable applied index, for followers slightly behind. */
 export const compactionSlackEntries = 1_024;
 
+// ---- Soft: snapshots over the wire (engine/host-snapshots.ts) ----------------------------------
+
+/** Snapshot streams one node sends at once; a Snap beyond it is reported failed (Raft retries). */
+export const snapshotSendsMax = 4;
+/** A stream whose chunks the transport keeps refusing for this long is abandoned (and retried). */
+export const snapshotStallMs = 10_000;
+/** After its last chunk, a stream waits this long for the follower's answer before giving up. */
+export const snapshotAckTimeoutMs = 30_000;
+/** A follower drops a partly received snapshot after this long without a chunk. */
+export const snapshotReceiveIdleMs = 30_000;
+
 // ---- Soft: Raft (engine/raft; the host passes these in RaftConfig) ---------------------------
 
 /** Ticks without hearing from a leader before a follower campaigns (randomized up to 2x). */
@@ -236,6 +247,9 @@ assert(idleTimeoutMs >= 3 * keepaliveIntervalMs, 'keepalives must arrive well wi
 assert(reconnectBackoffMinMs <= reconnectBackoffMaxMs, 'backoff range is ordered');
 
 assert(raftHeartbeatTicks < raftElectionTicks, 'heartbeats come more often than elections');
+assert(snapshotSendsMax >= 1, 'a node can send at least one snapshot');
+assert(snapshotInstallsMax >= 1, 'a node can receive at least one snapshot');
+assert(snapshotAckTimeoutMs >= snapshotStallMs, 'a delivered stream gets as long as a stalled one');
 assert(raftLeaseMarginTicks >= 1, 'the lease margin absorbs at least one tick of phase');
 assert(raftLeaseMarginTicks < raftElectionTicks, 'the lease margin leaves a lease');
 assert(
@@ -310,3 +324,91 @@ assert(logRewriteBurstBytes >= 64 * 1024, 'the rewrite burst must move more than
 assert(kernelWindowBytesMin >= recordHeaderBytes, 'a kernel window must hold a record header');
 assert(kernelWindowBytes >= kernelWindowBytesMin, 'the default kernel window is too small');
 assert(kernelWindowBytes % 16 === 0, 'kernel windows are multiples of 16 bytes');
+
+// ==== Client protocol (shards/client) ===========================================================
+//
+// The client-to-node protocol of `Flotilla.connect`. Hard constants fix its wire format: a client
+// and a node must agree on them, so changing one needs a new `clientProtocolVersion` (the
+// handshake refuses a mismatch). The frame and message layouts are in shards/client/protocol.ts.
+
+// ---- Hard: client wire format ------------------------------------------------------------------
+
+/** Version of the client protocol, exchanged and checked in the handshake. HARD (wire). */
+export const clientProtocolVersion = 1;
+/** First four bytes of every client handshake body ("FLTC", big-endian). HARD (wire). */
+export const clientMagic = 0x464c5443;
+/** Largest client frame, header included, after the handshake. HARD (wire). */
+export const clientFrameBytesMax = 16 * 1024 * 1024;
+/** Largest client frame before the handshake completes. HARD (wire). */
+export const clientHandshakeFrameBytesMax = 512;
+
+// ---- Soft: client server (a node serving clients) ----------------------------------------------
+
+/** Most client connections one node serves at once; more are closed on arrival. */
+export const clientConnectionsMax = 1024;
+/** Most requests of one connection being served at once; beyond it a request gets BUSY. */
+export const clientRequestsInFlightMax = 1024;
+/**
+ * Unsent response bytes of one connection beyond which the node stops reading its requests
+ * until the client catches up (a slow reader cannot make the node buffer without bound).
+ */
+export const clientSendBufferBytesMax = 8 * 1024 * 1024;
+/** A scan page or change-feed response is cut (at an entry boundary) once it reaches this. */
+export const clientResponseBytesTarget = 4 * 1024 * 1024;
+/** A client connection that has not completed the handshake within this is closed. */
+export const clientHandshakeTimeoutMs = 5_000;
+/** Milliseconds between a client's keepalive pings on an idle connection. */
+export const clientKeepaliveMs = 1_000;
+/** A connection on which nothing arrived for this long is considered dead and closed. */
+export const clientIdleTimeoutMs = 10_000;
+
+// ---- Soft: remote client (Flotilla.connect) ----------------------------------------------------
+
+/** Default deadline of one client call, retries included. */
+export const clientRequestTimeoutMs = 15_000;
+/** Longest wait for one connection (TCP, TLS and the handshake). */
+export const clientConnectTimeoutMs = 3_000;
+/** First retry delay of a call (before jitter). */
+export const clientRetryBackoffMinMs = 5;
+/** Largest retry delay of a call (before jitter). */
+export const clientRetryBackoffMaxMs = 500;
+/** First delay before redialing a node that could not be reached (before jitter). */
+export const clientRedialBackoffMinMs = 50;
+/** Largest delay before redialing a node that could not be reached (before jitter). */
+export const clientRedialBackoffMaxMs = 2_000;
+/**
+ * Client sessions one client keeps per shard: its writes in flight to one shard at once (a
+ * session has one outstanding request per shard). Further writes wait for a free session.
+ */
+export const clientSessionsPerShardMax = 32;
+/** Writes of one client waiting for a free session of one shard; beyond it, BUSY. */
+export const clientSessionWaitersMax = 65_536;
+/** Most endpoints `Flotilla.connect` accepts. */
+export const clientEndpointsMax = 256;
+
+// ---- Checked relations: client protocol --------------------------------------------------------
+
+/** Bytes a client frame may need beyond its largest payload (header, msgpack framing, fields). */
+const clientFrameOverheadBytesMax = 64 * 1024;
+assert(
+  commandBytesMax + clientFrameOverheadBytesMax <= clientFrameBytesMax,
+  'a propose request carrying one largest command must fit in one client frame',
+);
+assert(
+  clientResponseBytesTarget + commandBytesMax + clientFrameOverheadBytesMax <= clientFrameBytesMax,
+  'a cut response plus one whole entry (at most one largest command) fits in one frame',
+);
+assert(
+  clientResponseBytesTarget >= keyBytesMax + valueBytesMax,
+  'a scan page always holds at least one largest key/value pair',
+);
+assert(clientSendBufferBytesMax >= clientFrameBytesMax / 4, 'a send buffer holds real responses');
+assert(clientHandshakeFrameBytesMax < clientFrameBytesMax, 'handshake frames are the small ones');
+assert(clientIdleTimeoutMs >= 3 * clientKeepaliveMs, 'keepalives must arrive well within idle');
+assert(clientRetryBackoffMinMs <= clientRetryBackoffMaxMs, 'retry backoff range is ordered');
+assert(clientRedialBackoffMinMs <= clientRedialBackoffMaxMs, 'redial backoff range is ordered');
+assert(
+  clientSessionsPerShardMax <= sessionsPerShardMax,
+  'one client cannot fill a shard session table by itself',
+);
+assert(clientSessionsPerShardMax <= 0xffff, 'a session slot number fits in two bytes');

@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { FlotillaError } from './errors.js';
-import { nodeFormatVersion, shardsDefault } from './limits.js';
+import { nodeFormatVersion, shardsDefault, shardsMax } from './limits.js';
 
 /** The identity stored in node.json. */
 export interface NodeIdentity {
@@ -100,10 +100,19 @@ function readIdentity(file: string): NodeIdentity | undefined {
   }
   const valid =
     typeof id.clusterId === 'string' &&
+    id.clusterId !== '' &&
     Number.isInteger(id.nodeId) &&
+    id.nodeId! >= 1 &&
+    id.nodeId! <= 0xffffffff &&
     Number.isInteger(id.shards) &&
+    id.shards! >= 1 &&
+    id.shards! <= shardsMax &&
     typeof id.createdAt === 'string';
-  if (!valid) throw new FlotillaError('CORRUPT_STATE', `${file} is missing fields`, { file });
+  if (!valid) {
+    throw new FlotillaError('CORRUPT_STATE', `${file} is missing fields or holds impossible ones`, {
+      file,
+    });
+  }
   return id as NodeIdentity;
 }
 

@@ -4,6 +4,7 @@
  * file stops a node before it writes anything.
  */
 import { readFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { FlotillaError } from '../engine/errors.js';
 import { shardsMax } from '../engine/limits.js';
@@ -37,22 +38,54 @@ function fail(source: string, message: string): never {
   throw new FlotillaError('CONFIG', `${source}: ${message}`);
 }
 
-/** Parses "host:port" (IPv6 hosts in brackets); throws CONFIG naming `field` when malformed. */
+/** The host of an address given as a port alone: loopback, so nothing is exposed by default. */
+export const defaultHost = '127.0.0.1';
+
+/**
+ * Parses "host:port" (IPv6 hosts in brackets), or "port" / ":port" for the loopback host; throws
+ * CONFIG naming `field` when malformed.
+ */
 export function parseAddress(text: unknown, field: string, source = 'address'): Address {
   if (typeof text !== 'string') fail(source, `${field} must be a "host:port" string`);
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(text);
+  const match = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+))?:)?(\d{1,5})$/.exec(text);
   if (match === null) fail(source, `${field} "${text}" is not "host:port"`);
+  if (match[1] !== undefined && !isIPv6(match[1])) {
+    fail(source, `${field} "${text}": [${match[1]}] is not an IPv6 address`);
+  }
   const port = Number(match[3]);
   if (port < 1 || port > 65_535) fail(source, `${field} port ${port} is outside 1..65535`);
-  return { host: (match[1] ?? match[2])!, port };
+  return { host: match[1] ?? match[2] ?? defaultHost, port };
+}
+
+/** "host:port" of an address as written in the config (a port alone gets the loopback host). */
+export function fullAddress(text: string): string {
+  const { host, port } = parseAddress(text, 'address');
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** The endpoint `addr` names, equal for every spelling of it: host names are case-insensitive
+ *  and an IPv6 address has many textual forms. */
+function endpointKey(addr: Address): string {
+  const host = isIPv6(addr.host) ? new URL(`http://[${addr.host}]/`).hostname : addr.host;
+  return `${host.toLowerCase()}:${addr.port}`;
+}
+
+/** A short description of a config value for an error message (any value, not only JSON). */
+function shown(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 40));
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'an array' : `a value of type ${typeof value}`;
 }
 
 function positiveInt(value: unknown, field: string, source: string, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    fail(source, `${field} must be an integer from 1 to ${max}, got ${JSON.stringify(value)}`);
+    fail(source, `${field} must be an integer from 1 to ${max}, got ${shown(value)}`);
   }
   return value;
 }
+
+const nodeFields = new Set(['id', 'raft', 'client']);
 
 function parseNodes(raw: unknown, source: string): NodeConfig[] {
   if (!Array.isArray(raw) || raw.length === 0) fail(source, 'nodes must be a non-empty array');
@@ -61,10 +94,13 @@ function parseNodes(raw: unknown, source: string): NodeConfig[] {
   for (const [i, n] of raw.entries()) {
     if (n === null || typeof n !== 'object') fail(source, `nodes[${i}] must be an object`);
     const node = n as Record<string, unknown>;
+    for (const key of Object.keys(node)) {
+      if (!nodeFields.has(key)) fail(source, `unknown field "${key}" in nodes[${i}]`);
+    }
     const id = positiveInt(node.id, `nodes[${i}].id`, source, 0xffffffff);
     for (const field of ['raft', 'client'] as const) {
       const addr = parseAddress(node[field], `nodes[${i}].${field}`, source);
-      const key = `${addr.host}:${addr.port}`;
+      const key = endpointKey(addr);
       if (seen.has(key)) fail(source, `nodes[${i}].${field} ${key} is used twice`);
       seen.add(key);
     }

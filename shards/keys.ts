@@ -1,33 +1,17 @@
 /**
  * Keys as the store sees them: strings (UTF-8) or byte arrays, validated once at the API edge.
  */
-import { FlotillaError } from '../engine/errors.js';
-import { keyBytesMax } from '../engine/limits.js';
-
-const utf8 = new TextEncoder();
+import { encodeKey } from '../engine/state/value-codec.js';
 
 /** A key as callers pass it. */
 export type Key = string | Uint8Array;
 
-/** The UTF-8 bytes of `key`, after checking it is a non-empty string or byte array within limits. */
+/**
+ * The bytes of `key` (UTF-8 for strings), after checking it is a non-empty, well-formed string
+ * or byte array within keyBytesMax: INVALID_ARGUMENT or KEY_TOO_LARGE otherwise.
+ */
 export function keyBytes(key: unknown): Uint8Array {
-  let bytes: Uint8Array;
-  if (typeof key === 'string') bytes = utf8.encode(key);
-  else if (key instanceof Uint8Array) bytes = key;
-  else {
-    throw new FlotillaError(
-      'INVALID_ARGUMENT',
-      `a key must be a string or a Uint8Array, got ${key === null ? 'null' : typeof key}`,
-    );
-  }
-  if (bytes.length === 0) throw new FlotillaError('INVALID_ARGUMENT', 'a key must not be empty');
-  if (bytes.length > keyBytesMax) {
-    throw new FlotillaError(
-      'KEY_TOO_LARGE',
-      `a key of ${bytes.length} bytes exceeds keyBytesMax (${keyBytesMax}); use a shorter key`,
-    );
-  }
-  return bytes;
+  return encodeKey(key as Key);
 }
 
 const openBrace = 0x7b;

@@ -75,6 +75,11 @@ export class StoreApi {
     return this.access.propose(this.access.shardOf(key), command);
   }
 
+  /** The shard that holds `key` (by its hash, or its {tag}'s hash). */
+  shardOf(key: Uint8Array | string): number {
+    return this.access.shardOf(keyBytes(key));
+  }
+
   /** The value of `key`, or undefined. */
   async get(key: Uint8Array | string, options: ReadOptions = {}): Promise<Value | undefined> {
     return (await this.getEntry(key, options))?.value;

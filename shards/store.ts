@@ -11,7 +11,7 @@ import { entropyRandom } from '../engine/random.js';
 import { type Command, type CommandResult, encodeCommand } from '../engine/state/commands.js';
 import type { UserCommand } from '../engine/state/exec.js';
 import { KvState, type ScanEntry, type StoredValue } from '../engine/state/kv-state.js';
-import { LocalNodeService, type ShardMap } from './node-service.js';
+import { LocalNodeService, type NodeService, type ShardMap } from './node-service.js';
 import { evenRanges, type HashRange, keyHash, rangeIndexOf } from './partition.js';
 import { type ShardAccess, StoreApi } from './store-api.js';
 import type { Consistency } from './types.js';
@@ -145,6 +145,11 @@ export class EmbeddedStore extends StoreApi {
   /** The store's directory. */
   get dir(): string {
     return this.local.dir;
+  }
+
+  /** The node-level service behind this store: what a client server serves to remote clients. */
+  get nodeService(): NodeService {
+    return this.local.service;
   }
 
   /** Opens (or creates) the store in `options.dir`. */

@@ -28,6 +28,8 @@ export class RaftLog {
   // Unstable tail: unstable[k] has index `offset + k`. A pending snapshot, when present, sits
   // just below it (pendingSnapshot.index === offset - 1 right after a restore).
   private unstable: Entry[] = noEntries;
+  /** `unstable` was handed out in a Ready: copy it before the next in-place change. */
+  private unstableShared = false;
   private offset: number;
   private pendingSnapshot: SnapshotMeta | undefined = undefined;
   // Invariant: applied <= committed <= lastIndex(); both only grow.
@@ -44,11 +46,15 @@ export class RaftLog {
   /** A log over `storage`, whose state machine has applied up to `applied`. */
   constructor(storage: RaftStorage, committed: number, applied: number) {
     this.storage = storage;
-    this.offset = storage.lastIndex() + 1;
-    const first = storage.firstIndex();
-    assert(committed <= storage.lastIndex(), 'persisted commit is beyond the persisted log');
-    this.committed = Math.max(committed, first - 1);
-    this.applied = Math.min(Math.max(applied, first - 1), this.committed);
+    const last = storage.lastIndex();
+    this.offset = last + 1;
+    assert(committed <= last, 'persisted commit is beyond the persisted log');
+    assert(applied <= last, 'applied index is beyond the persisted log');
+    // An applied entry was committed even if the hard state recording that (written without
+    // fsync when only the commit index changed) was lost in a crash.
+    const floor = Math.max(applied, storage.firstIndex() - 1);
+    this.committed = Math.max(committed, floor);
+    this.applied = floor;
   }
 
   /** Index of the first entry still available. */
@@ -143,8 +149,23 @@ export class RaftLog {
   /** Appends one entry at lastIndex + 1 (the leader's proposal path). */
   appendOne(entry: Entry): void {
     assert(entry.index === this.lastIndex() + 1, 'appendOne leaves a gap');
-    if (this.unstable === noEntries) this.unstable = [];
-    this.unstable.push(entry);
+    this.writableUnstable().push(entry);
+  }
+
+  /** The unstable tail, ready for in-place appends (copied if a Ready holds it). */
+  private writableUnstable(): Entry[] {
+    if (this.unstable === noEntries) {
+      this.unstable = [];
+    } else if (this.unstableShared) {
+      this.unstable = this.unstable.slice();
+    }
+    this.unstableShared = false;
+    return this.unstable;
+  }
+
+  private replaceUnstable(entries: Entry[]): void {
+    this.unstable = entries;
+    this.unstableShared = false;
   }
 
   private truncateAndAppend(entries: Entry[]): void {
@@ -152,16 +173,17 @@ export class RaftLog {
     const after = entries[0]!.index;
     assert(after > this.committed, 'truncating committed entries');
     if (after === this.offset + this.unstable.length) {
-      if (this.unstable === noEntries) this.unstable = [];
-      for (const e of entries) this.unstable.push(e);
+      const tail = this.writableUnstable();
+      for (const e of entries) tail.push(e);
     } else if (after <= this.offset) {
       // The new entries replace part of the durable log: storage drops its suffix when the host
       // persists them (the Ready's entries start at `after`).
       this.offset = after;
-      this.unstable = entries.slice();
+      this.replaceUnstable(entries.slice());
     } else {
-      this.unstable = this.unstable.slice(0, after - this.offset);
-      for (const e of entries) this.unstable.push(e);
+      const tail = this.unstable.slice(0, after - this.offset);
+      for (const e of entries) tail.push(e);
+      this.replaceUnstable(tail);
     }
   }
 
@@ -221,14 +243,19 @@ export class RaftLog {
   restore(snap: SnapshotMeta): void {
     assert(snap.index > this.committed, 'restoring a snapshot older than the commit index');
     this.committed = snap.index;
-    this.unstable = noEntries;
+    this.replaceUnstable(noEntries);
     this.offset = snap.index + 1;
     this.pendingSnapshot = snap;
   }
 
-  /** The unstable entries, copied (the tail keeps changing while the host persists them). */
+  /**
+   * The unstable entries for a Ready. The array is shared with the tail until the tail next
+   * changes in place, which copies it first: the Ready's list never changes under the host.
+   */
   unstableEntries(): Entry[] {
-    return this.unstable.length === 0 ? noEntries : this.unstable.slice();
+    if (this.unstable.length === 0) return noEntries;
+    this.unstableShared = true;
+    return this.unstable;
   }
 
   /** The snapshot waiting to be persisted, if any. */
@@ -252,7 +279,8 @@ export class RaftLog {
       const pos = e.index - this.offset;
       if (pos < 0) return;
       if (pos < this.unstable.length && this.unstable[pos] === e) {
-        this.unstable = pos + 1 === this.unstable.length ? noEntries : this.unstable.slice(pos + 1);
+        const rest = pos + 1 === this.unstable.length ? noEntries : this.unstable.slice(pos + 1);
+        this.replaceUnstable(rest);
         this.offset = e.index + 1;
         return;
       }

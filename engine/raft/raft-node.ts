@@ -43,11 +43,11 @@
 import { assert } from './assert.js';
 import { applyConfChangeTo, decodeConfChange, encodeConfChange, isJoint } from './conf-change.js';
 import { type Progress, ProgressState, progressStateNames } from './progress.js';
+import { ProposalLedger } from './proposal-ledger.js';
 import { noEntries, RaftLog } from './raft-log.js';
 import type {
   DroppedProposals,
   DroppedRead,
-  DropReason,
   PeerStatus,
   ProposeResult,
   RaftConfig,
@@ -193,11 +193,10 @@ export class RaftNode {
   private msgsAfterPersist: Message[] | null = null;
   private readStates: ReadState[] | null = null;
   private droppedReads: DroppedRead[] | null = null;
-  private dropped: DroppedProposals[] | null = null;
   private confChanged = false;
   private messagesDropped = 0;
-  /** Proposals made here and not yet resolved: flat (term, fromIndex, toIndex) triples. */
-  private ownRanges: number[] | null = null;
+  /** Proposals made here and not yet settled (null while there are none). */
+  private ledger: ProposalLedger | null = null;
   // The state last handed out, to report only changes.
   private prevTerm: number;
   private prevVote: NodeId;
@@ -252,7 +251,11 @@ export class RaftNode {
     else this.tickElection();
   }
 
-  /** Feeds a message from a peer of this group. */
+  /**
+   * Feeds a message from a peer of this group. The core keeps references to the message's
+   * entries, their data and its context (until persisted and handed out): the caller must not
+   * reuse those buffers.
+   */
   step(m: Message): void {
     assert(m.group === this.group, 'message for another group');
     assert(m.to === this.id, 'message for another node');
@@ -401,7 +404,7 @@ export class RaftNode {
     if (this.closed) return;
     this.dropPendingReads('closed');
     this.dropForwardedReads('closed');
-    this.dropAllOwnProposals('closed');
+    this.ledger?.dropAll('closed');
     this.closed = true;
   }
 
@@ -421,7 +424,7 @@ export class RaftNode {
       this.lead !== this.prevLead ||
       this.readStates !== null ||
       this.droppedReads !== null ||
-      this.dropped !== null ||
+      this.ledger?.hasDrops() === true ||
       this.confChanged
     );
   }
@@ -446,7 +449,7 @@ export class RaftNode {
       confState: this.confChanged ? copyConfState(this.tracker.conf) : undefined,
       readStates: this.readStates ?? noReadStates,
       droppedReads: this.droppedReads ?? noDroppedReads,
-      dropped: this.dropped ?? noDropped,
+      dropped: this.ledger?.takeDrops() ?? noDropped,
     };
     rd.mustSync =
       rd.entries.length > 0 ||
@@ -462,7 +465,7 @@ export class RaftNode {
     this.msgsAfterPersist = null;
     this.readStates = null;
     this.droppedReads = null;
-    this.dropped = null;
+    if (this.ledger?.isIdle() === true) this.ledger = null;
     this.confChanged = false;
     this.outstanding = rd;
     return rd;
@@ -718,7 +721,12 @@ export class RaftNode {
     if (m.type === MessageType.PreVoteResp && !m.reject) return true; // counted at term + 1
     const fromLeader =
       m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap;
+    const elapsed = this.electionElapsed;
     this.becomeFollower(m.term, fromLeader ? m.from : 0);
+    // Raft §5.2: only a leader's message or a granted vote restarts the election timer. A
+    // candidate that cannot win (stale log, fast clock) must not keep everybody else's timers
+    // from firing by merely raising the term.
+    if (!fromLeader) this.electionElapsed = elapsed;
     return true;
   }
 
@@ -732,12 +740,10 @@ export class RaftNode {
   }
 
   private stepLowerTerm(m: Message): void {
-    if (
-      (this.checkQuorum || this.preVote) &&
-      (m.type === MessageType.App || m.type === MessageType.Heartbeat)
-    ) {
-      // A stale leader (e.g. back from a partition) learns the newer term from this answer;
-      // with PreVote/CheckQuorum it would otherwise never hear of it.
+    if (m.type === MessageType.App || m.type === MessageType.Heartbeat) {
+      // A stale leader learns the newer term from this answer (Raft §5.1). It may hear of it
+      // no other way: with PreVote/CheckQuorum our vote requests stay pre-votes or are ignored,
+      // and a member whose configuration is stale sends them to the wrong nodes.
       this.sendResponse(this.message(MessageType.AppResp, m.from, this.term));
     } else if (m.type === MessageType.PreVote) {
       const resp = this.message(MessageType.PreVoteResp, m.from, this.term);
@@ -862,8 +868,8 @@ export class RaftNode {
       this.log.restore(snap);
       this.tracker.setConf(copyConfState(snap.conf), snap.index);
       this.confChanged = true;
-      this.resolveOwnAfterSnapshot(snap.index, snap.term);
-      if (!this.tracker.isMember(this.id)) this.dropAllOwnProposals('removed');
+      this.ledger?.settleSnapshot(snap.index, snap.term);
+      if (!this.tracker.isMember(this.id)) this.ledger?.dropAll('removed');
       resp.index = this.log.lastIndex();
     }
     this.sendResponse(resp);
@@ -1023,12 +1029,14 @@ export class RaftNode {
     return false;
   }
 
-  /** Heartbeats to every peer; with `context` when a read round or the lease needs answers. */
+  /** The periodic heartbeats; with a round context when a read round or the lease needs one. */
   private broadcastHeartbeat(): void {
-    let context: Uint8Array | undefined;
-    if (this.readOnlyOption === 'lease' || this.readsInRound !== null) {
-      context = this.newRoundContext();
-    }
+    const needsAnswer = this.readOnlyOption === 'lease' || this.readsInRound !== null;
+    this.sendHeartbeats(needsAnswer ? this.newRoundContext() : undefined);
+  }
+
+  /** A heartbeat to every peer, with the commit index each may apply and `context` to echo. */
+  private sendHeartbeats(context: Uint8Array | undefined): void {
     const committed = this.log.committed;
     for (const pr of this.tracker.progress!) {
       if (pr.id === this.id) continue;
@@ -1134,14 +1142,7 @@ export class RaftNode {
     this.readRoundIndex = this.log.committed;
     const context = this.newRoundContext();
     this.readRoundSeq = this.roundSeq;
-    const committed = this.log.committed;
-    for (const pr of this.tracker.progress!) {
-      if (pr.id === this.id) continue;
-      const m = this.message(MessageType.Heartbeat, pr.id, this.term);
-      m.commit = Math.min(pr.match, committed);
-      m.context = context;
-      this.send(m);
-    }
+    this.sendHeartbeats(context);
     this.maybeFinishReadRound();
   }
 
@@ -1227,7 +1228,7 @@ export class RaftNode {
   /** Side effects of handing `entries` to the host: conf changes, budgets, proposal outcomes. */
   private deliverCommitted(entries: Entry[]): void {
     // Settle our proposals among these entries first: a conf change below may remove us.
-    if (this.ownRanges !== null) this.resolveOwnProposals(entries);
+    this.ledger?.settleCommitted(entries);
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       if (e.type === EntryType.ConfChange) this.applyConfEntry(e);
@@ -1244,12 +1245,13 @@ export class RaftNode {
     assert(result.ok, 'a committed conf change does not apply to the configuration');
     this.tracker.setConf(result.conf, this.log.lastIndex());
     this.confChanged = true;
-    if (!this.tracker.isMember(this.id)) this.dropAllOwnProposals('removed');
+    if (!this.tracker.isMember(this.id)) this.ledger?.dropAll('removed');
     if (this.role !== Role.Leader) return;
     if (!this.tracker.isVoter(this.id)) {
       this.handOverAfterRemoval();
       return;
     }
+    if (this.transferee !== 0 && !this.tracker.isVoter(this.transferee)) this.transferee = 0;
     this.maybeCommit(); // the quorum changed
     this.appendDirty = true;
   }
@@ -1268,97 +1270,8 @@ export class RaftNode {
   // ---- Proposal outcomes ---------------------------------------------------------------------
 
   private trackOwnProposal(index: number): void {
-    if (this.ownRanges === null) this.ownRanges = [];
-    const ranges = this.ownRanges;
-    const n = ranges.length;
-    if (n > 0 && ranges[n - 3] === this.term && ranges[n - 1] === index - 1) {
-      ranges[n - 1] = index;
-      return;
-    }
-    if (n / 3 >= this.proposalRangesMax) {
-      this.reportDropped(ranges[0]!, ranges[1]!, ranges[2]!, 'untracked');
-      ranges.splice(0, 3);
-    }
-    ranges.push(this.term, index, index);
-  }
-
-  /**
-   * Committed entries settle our proposals: one at index i of term t took effect iff the
-   * committed entry at i has term t; otherwise it was superseded.
-   */
-  private resolveOwnProposals(entries: Entry[]): void {
-    const ranges = this.ownRanges!;
-    const first = entries[0]!.index;
-    const last = entries[entries.length - 1]!.index;
-    let k = 0;
-    while (k < ranges.length) {
-      const term = ranges[k]!;
-      const lo = ranges[k + 1]!;
-      const hi = ranges[k + 2]!;
-      const from = Math.max(lo, first);
-      const to = Math.min(hi, last);
-      let runStart = 0;
-      for (let i = from; i <= to; i++) {
-        const superseded = entries[i - first]!.term !== term;
-        if (superseded && runStart === 0) runStart = i;
-        if (!superseded && runStart !== 0) {
-          this.reportDropped(term, runStart, i - 1, 'superseded');
-          runStart = 0;
-        }
-      }
-      if (runStart !== 0) this.reportDropped(term, runStart, to, 'superseded');
-      if (hi <= last) ranges.splice(k, 3);
-      else {
-        if (lo <= last) ranges[k + 1] = last + 1;
-        k += 3;
-      }
-    }
-    if (ranges.length === 0) this.ownRanges = null;
-  }
-
-  /** A snapshot replaced the log: our proposals up to its index can no longer be checked. */
-  private resolveOwnAfterSnapshot(index: number, term: number): void {
-    const ranges = this.ownRanges;
-    if (ranges === null) return;
-    let k = 0;
-    while (k < ranges.length) {
-      const t = ranges[k]!;
-      const lo = ranges[k + 1]!;
-      const hi = ranges[k + 2]!;
-      if (lo > index) {
-        k += 3;
-        continue;
-      }
-      // Terms never decrease along a log: a proposal newer than the snapshot's last entry cannot
-      // be in it.
-      const reason: DropReason = t > term ? 'superseded' : 'snapshot';
-      this.reportDropped(t, lo, Math.min(hi, index), reason);
-      if (hi <= index) ranges.splice(k, 3);
-      else {
-        ranges[k + 1] = index + 1;
-        k += 3;
-      }
-    }
-    if (ranges.length === 0) this.ownRanges = null;
-  }
-
-  private dropAllOwnProposals(reason: DropReason): void {
-    const ranges = this.ownRanges;
-    if (ranges === null) return;
-    for (let k = 0; k < ranges.length; k += 3) {
-      this.reportDropped(ranges[k]!, ranges[k + 1]!, ranges[k + 2]!, reason);
-    }
-    this.ownRanges = null;
-  }
-
-  private reportDropped(
-    term: number,
-    fromIndex: number,
-    toIndex: number,
-    reason: DropReason,
-  ): void {
-    if (this.dropped === null) this.dropped = [];
-    this.dropped.push({ term, fromIndex, toIndex, reason });
+    if (this.ledger === null) this.ledger = new ProposalLedger(this.proposalRangesMax);
+    this.ledger.track(this.term, index);
   }
 
   // ---- Sending -------------------------------------------------------------------------------

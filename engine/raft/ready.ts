@@ -28,6 +28,15 @@
  *
  * Every Ready field is owned by the host once handed out; the core never changes it afterwards.
  * Entries inside it are shared, immutable objects: never mutate an Entry or its data.
+ *
+ * Heartbeats: a Heartbeat carries only (group, from, to, term, commit, context) and a
+ * HeartbeatResp only (group, from, to, term, context); `context` is absent unless a ReadIndex
+ * round or the leader lease needs the answer echoed. A transport may batch every group's
+ * heartbeats to one peer into one frame and split them again on arrival; the core treats each
+ * as its own message.
+ *
+ * Messages with term 0 (ReadIndex, ReadIndexResp, TransferLeader) are routing requests between
+ * a follower and its leader and bypass the term checks.
  */
 import type {
   ConfState,

@@ -84,8 +84,13 @@ export const MessageType = {
   VoteResp: 4,
   PreVote: 5,
   PreVoteResp: 6,
-  /** Leader liveness and commit propagation; `context` carries a ReadIndex round id. */
+  /**
+   * Leader liveness and commit propagation; `context` carries a ReadIndex round id. A heartbeat
+   * uses only group, from, to, term, commit and context (every other field is 0 / empty), so a
+   * transport may coalesce all groups' heartbeats between two nodes into one frame.
+   */
   Heartbeat: 7,
+  /** Uses only group, from, to, term and context (the echoed round id): coalescible likewise. */
   HeartbeatResp: 8,
   /** The leader tells a follower to install a snapshot (metadata in `snapshot`). */
   Snap: 9,

@@ -137,9 +137,11 @@ export function readChanges(
         `(cursor ${afterIndex}); re-read the state and watch from its applied index`,
     );
   }
-  const max = Math.min(limit, changesReadMax);
+  // "At most 2.5" is at most 2: LMDB would round a fractional limit up.
+  const max = Math.min(Math.floor(limit), changesReadMax);
   const out: Change[] = [];
-  if (max <= 0) return out;
+  // No entry has an index beyond the largest safe integer (nor a key for one).
+  if (max <= 0 || afterIndex >= Number.MAX_SAFE_INTEGER) return out;
   const start = changeKey(shard, afterIndex + 1, 0);
   for (const { key, value } of dbs.changes.getRange({ start, end: shardEnd(shard), limit: max })) {
     out.push(decodeChange(shard, readU64(key, 4), value));

@@ -24,7 +24,13 @@
  *   7 shardRange `[1, 7, null, hashLow, hashHigh]`
  */
 import { FlotillaError } from '../errors.js';
-import { batchOpsMax, commandBytesMax, commandNameBytesMax, sessionIdBytesMax } from '../limits.js';
+import {
+  batchOpsMax,
+  commandBytesMax,
+  commandNameBytesMax,
+  keyBytesMax,
+  sessionIdBytesMax,
+} from '../limits.js';
 import {
   checkValue,
   checkValueSize,
@@ -274,7 +280,10 @@ function checkRange(hashLow: unknown, hashHigh: unknown): void {
   if (!ok) throw invalid('a shard hash range needs 0 <= hashLow < hashHigh <= 2^32');
 }
 
-/** Decodes entry bytes; throws INVALID_ARGUMENT when they are not a command of this format. */
+/**
+ * Decodes entry bytes; throws INVALID_ARGUMENT (or KEY_TOO_LARGE, VALUE_TOO_LARGE) when they are
+ * not a command that encodeCommand could have written.
+ */
 export function decodeCommand(data: Uint8Array): DecodedCommand {
   if (data.length === 0) return { type: 'noop' };
   let array: unknown;
@@ -295,6 +304,7 @@ export function decodeCommand(data: Uint8Array): DecodedCommand {
   const session = decodeSession(array[2]);
   if (opcode === Opcode.Batch) {
     if (!Array.isArray(array[3])) throw invalid('batch ops must be an array');
+    if (array[3].length > batchOpsMax) throw invalid(`a batch has more than ${batchOpsMax} ops`);
     const ops = array[3].map((op: unknown) => {
       if (!Array.isArray(op)) throw invalid('a batch op must be an array');
       return decodeOp(op[0], op, 1);
@@ -365,9 +375,13 @@ function decodeSession(field: unknown): DecodedSession | null {
   return { id, seq, time };
 }
 
+/** A key: non-empty bytes within `keyBytesMax`, as encodeKey lets through. */
 function bytesField(field: unknown, what: string): Uint8Array {
   if (!(field instanceof Uint8Array) || field.length === 0) {
     throw invalid(`${what} must be non-empty bytes`);
+  }
+  if (field.length > keyBytesMax) {
+    throw new FlotillaError('KEY_TOO_LARGE', `${what} is ${field.length} bytes`);
   }
   return field;
 }
@@ -380,7 +394,23 @@ function storedField(field: unknown): Uint8Array {
     throw invalid(`a value has unknown tag ${field[0]}`);
   }
   checkValueSize(field.length - 1);
+  if (field[0] === ValueTag.Msgpack) checkPayload(field.subarray(1));
   return field;
+}
+
+/**
+ * A MessagePack value must decode to exactly one value of the model, as encodeValue writes it:
+ * it is stored as it is and decoded much later (get, incr, exec, the change feed), where bytes
+ * that do not parse would fail every replica alike, again on every retry.
+ */
+function checkPayload(payload: Uint8Array): void {
+  let value: unknown;
+  try {
+    value = entryPackr.unpack(payload);
+  } catch (err) {
+    throw new FlotillaError('INVALID_ARGUMENT', 'a value is not MessagePack', { cause: err });
+  }
+  checkValue(value, 0);
 }
 
 /** Bytes of a result, as the session table stores it and a node forwards it to another. */

@@ -120,6 +120,8 @@ const dbNames = [
 export class KvState {
   /** Committed metadata of every shard that has any. */
   private readonly metas = new Map<number, ShardMeta>();
+  /** Scratch key of point reads (shard prefix ‖ key), reused to spare an allocation per get. */
+  private readonly lookupKey = Buffer.allocUnsafe(shardPrefixBytes + keyBytesMax);
   /** Raft memberships read or written so far (see confState). */
   private readonly confs = new Map<number, ConfState>();
   private readonly commands = new Map<string, UserCommand>();
@@ -260,7 +262,12 @@ export class KvState {
   /** The key's value and version, or undefined. */
   get(shard: number, key: Key): StoredValue | undefined {
     this.checkOpen();
-    const record = this.dbs.data.getBinary(prefixedKey(shard, encodeKey(key)));
+    const bytes = encodeKey(key);
+    const lookup = this.lookupKey;
+    lookup.writeUInt32BE(shard, 0);
+    lookup.set(bytes, shardPrefixBytes);
+    // getBinaryFast hands back a buffer reused by the next read: decode (copy) before returning.
+    const record = this.dbs.data.getBinaryFast(lookup.subarray(0, shardPrefixBytes + bytes.length));
     if (record === undefined) return undefined;
     return { value: decodeValue(record.subarray(dataHeaderBytes)), version: readU64(record, 0) };
   }
@@ -345,13 +352,15 @@ export class KvState {
   /**
    * The shard's changes after index `afterIndex`, in commit order, at most `limit`. Throws
    * COMPACTED when the feed no longer holds changes right after `afterIndex`: re-read the state
-   * (scan) and resume from its applied index.
+   * (scan) and resume from its applied index; INVALID_ARGUMENT for a cursor that is not an index
+   * or a limit that is not a number >= 0.
    */
   changes(shard: number, afterIndex: number, limit = changesReadMax): Change[] {
     this.checkOpen();
     if (!Number.isSafeInteger(afterIndex) || afterIndex < 0) {
       throw invalid('a change cursor is an index >= 0');
     }
+    if (!(limit >= 0)) throw invalid('a change read limit must be >= 0');
     return readChanges(this.dbs, shard, this.metas.get(shard) ?? emptyMeta(), afterIndex, limit);
   }
 

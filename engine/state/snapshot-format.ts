@@ -101,6 +101,9 @@ export function decodeChunk(chunk: Uint8Array): Chunk {
   if (chunk.length < chunkHeaderBytes) throw corrupt(`a chunk of ${chunk.length} bytes is torn`);
   const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.length);
   if (view.getUint32(4, true) !== snapshotMagic) throw corrupt('a chunk has the wrong magic');
+  const verified = view.getUint32(0, true) === crc32c(chunk.subarray(4));
+  // Only a chunk that verifies was written by another version; any other is damaged.
+  if (!verified) throw corrupt('a chunk fails its checksum');
   if (chunk[8] !== snapshotFormatVersion) {
     throw new FlotillaError(
       'VERSION_MISMATCH',
@@ -111,9 +114,7 @@ export function decodeChunk(chunk: Uint8Array): Chunk {
   if (chunkHeaderBytes + length !== chunk.length) {
     throw corrupt(`a chunk announces ${length} payload bytes and has ${chunk.length - 24}`);
   }
-  if (view.getUint32(0, true) !== crc32c(chunk.subarray(4))) {
-    throw corrupt('a chunk fails its checksum');
-  }
+  if (view.getUint16(10, true) !== 0) throw corrupt('a chunk has its reserved bytes set');
   return {
     kind: chunk[9]!,
     shard: view.getUint32(12, true),

@@ -24,7 +24,6 @@ import {
   prefixedKey,
   readU64,
   type ShardMeta,
-  sessionHeaderBytes,
   shardEnd,
   shardPrefix,
   shardPrefixBytes,
@@ -246,7 +245,16 @@ function checkItem(kind: number, key: Uint8Array, record: Uint8Array, h: Snapsho
     if (version < 1 || version > h.appliedIndex) throw corrupt(`a key has version ${version}`);
   } else if (kind === ItemKind.Session) {
     if (key.length === 0 || key.length > sessionIdBytesMax) throw corrupt('a session id length');
-    if (record.length < sessionHeaderBytes) throw corrupt('a session record is too short');
+    const session = decodeSession(record);
+    if (session === undefined) throw corrupt('a session record is too short');
+    // Installing indexes the session by its last index, and expiry compares its time.
+    const sane =
+      Number.isSafeInteger(session.seq) &&
+      session.seq >= 1 &&
+      session.index >= 1 &&
+      session.index <= h.appliedIndex &&
+      Number.isFinite(session.time);
+    if (!sane) throw corrupt('a session record holds impossible values');
   } else {
     throw corrupt(`item kind ${kind}`);
   }

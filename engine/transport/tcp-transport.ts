@@ -507,13 +507,16 @@ export class TcpTransport implements Transport {
     const slot = peer?.lanes[link.lane];
     let level: LogLevel = kind === 'local' ? 'debug' : kind === 'replaced' ? 'info' : 'warn';
     if (slot !== undefined && peer !== undefined) {
+      // An accepted connection that never authenticated only claimed to be this peer: it counts
+      // in authFailures or protocolErrors, never against the peer (anyone could claim it).
+      const ours = slot.open === link || slot.dialing === link;
       if (slot.open === link) slot.open = null;
       if (slot.dialing === link) {
         slot.dialing = null;
         slot.failures++;
         if (kind === 'io' && slot.failures > 1) level = 'debug';
       }
-      if (kind !== 'replaced') peer.outbox.counters.disconnects++;
+      if (ours && kind !== 'replaced') peer.outbox.counters.disconnects++;
     }
     this.log(level, `connection closed: ${reason}`, {
       peer: link.peer,

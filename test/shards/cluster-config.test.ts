@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FlotillaError } from '../../engine/errors.js';
 import {
+  fullAddress,
   initialPlacement,
   loadClusterConfig,
   loadSecret,
@@ -82,6 +83,18 @@ describe('addresses', () => {
     expect(parseAddress('[::1]:9000', 'a')).toEqual({ host: '::1', port: 9000 });
     expect(() => parseAddress('no-port', 'a')).toThrow(FlotillaError);
     expect(() => parseAddress(42, 'a')).toThrow(FlotillaError);
+  });
+
+  it('default to the loopback host when only a port is given', () => {
+    expect(parseAddress('7001', 'a')).toEqual({ host: '127.0.0.1', port: 7001 });
+    expect(parseAddress(':7001', 'a')).toEqual({ host: '127.0.0.1', port: 7001 });
+    expect(fullAddress(':7001')).toBe('127.0.0.1:7001');
+    expect(fullAddress('[::1]:7001')).toBe('[::1]:7001');
+    const nodes = [{ id: 1, raft: '7001', client: ':8001' }];
+    const config = parseClusterConfig({ ...good, replicas: 1, nodes }, 'cluster.json', dir);
+    expect(config.nodes).toEqual(nodes);
+    const clash = [...nodes, { id: 2, raft: '127.0.0.1:7001', client: '8002' }];
+    expect(messageOf({ ...good, replicas: 1, nodes: clash })).toMatch(/used twice/);
   });
 });
 

@@ -55,6 +55,7 @@ describe('keys', () => {
     expect(codeOf(null)).toBe('INVALID_ARGUMENT');
     expect(codeOf('k'.repeat(keyBytesMax + 1))).toBe('KEY_TOO_LARGE');
     expect(codeOf('k'.repeat(keyBytesMax))).toBe('accepted');
+    expect(codeOf('lone \ud800 surrogate')).toBe('INVALID_ARGUMENT');
   });
 });
 

@@ -143,6 +143,8 @@ export class Replica {
   readonly appliedEntries: Entry[] = [];
   /** Prefix hash of the persisted log at each index. */
   readonly prefix = new Map<number, number>();
+  /** The hard state as of the last fsync (a crash loses later unsynced writes). */
+  syncedHardState = { term: 0, vote: 0, commit: 0 };
   /** A Ready whose writes are in flight, and the turn they complete. */
   held: Ready | null = null;
   heldUntil = 0;
@@ -230,6 +232,7 @@ export class RaftNetwork {
     const term = this.options.initialTerms?.[node] ?? terms[terms.length - 1] ?? 0;
     storage.setHardState({ term, vote: 0, commit: 0 });
     const replica = new Replica(node, group, storage);
+    replica.syncedHardState = storage.getHardState();
     this.replicas.set(`${node}/${group}`, replica);
     this.recordPersisted(replica, entries, 0);
     replica.raft = this.newRaft(replica);
@@ -343,6 +346,7 @@ export class RaftNetwork {
     for (let group = 1; group <= this.groups; group++) {
       const r = this.replica(node, group);
       r.held = null;
+      r.storage.setHardState(r.syncedHardState); // a commit-only write was not fsynced
       r.proposals.clear();
       r.reads.clear();
     }
@@ -585,6 +589,7 @@ export class RaftNetwork {
       check(rd.hardState.term >= old.term, `${r.node}/${r.group}: durable term went back`);
       r.storage.setHardState(rd.hardState);
     }
+    if (rd.mustSync) r.syncedHardState = r.storage.getHardState();
     const commit = r.storage.getHardState().commit;
     check(commit <= r.storage.lastIndex(), `${r.node}/${r.group}: commit beyond durable log`);
   }

@@ -41,7 +41,7 @@ export interface SimResult {
 }
 
 /** The run's options as the seed dictates (so a seed alone replays a run). */
-export function simOptionsForSeed(seed: number, turns = 1200): SimOptions {
+export function simOptionsForSeed(seed: number, turns = 1500): SimOptions {
   const r = new SeededRandom(seed ^ 0x51ed);
   const lease = r.chance(0.35);
   return {
@@ -81,11 +81,12 @@ export function runSimulation(options: SimOptions): SimResult {
     holdReadyChance: 0.1,
     compactAfter: 40,
   });
+  const clocks = new Clocks(nodes, rng);
   for (let t = 0; t < options.turns; t++) {
-    chaosTurn(net, rng, options);
+    chaosTurn(net, rng, clocks, options);
   }
   heal(net);
-  demandLiveness(net, rng);
+  demandLiveness(net, rng, clocks);
   const applied: number[] = [];
   let terms = 0;
   let readsServed = 0;
@@ -102,14 +103,35 @@ export function runSimulation(options: SimOptions): SimResult {
   return { applied, terms, readsServed, proposalsDropped };
 }
 
-function tickDue(net: RaftNetwork): void {
-  for (const node of net.nodes) if ((net.now + node) % 2 === 0) net.tick(node);
+/**
+ * Per-node clocks: a node ticks about every two turns, at its own rate within ±10 % and its own
+ * phase — drift inside what the leader lease tolerates (rates within a factor 1.25).
+ */
+class Clocks {
+  private readonly rates = new Map<number, number>();
+  private readonly phases = new Map<number, number>();
+
+  constructor(nodes: number[], rng: SeededRandom) {
+    for (const node of nodes) {
+      this.rates.set(node, 0.5 * (0.9 + 0.2 * rng.float()));
+      this.phases.set(node, rng.float());
+    }
+  }
+
+  /** Ticks every node whose clock crossed a whole tick this turn. */
+  advance(net: RaftNetwork): void {
+    for (const node of net.nodes) {
+      const phase = this.phases.get(node)! + this.rates.get(node)!;
+      this.phases.set(node, phase >= 1 ? phase - 1 : phase);
+      if (phase >= 1) net.tick(node);
+    }
+  }
 }
 
-function chaosTurn(net: RaftNetwork, rng: SeededRandom, options: SimOptions): void {
+function chaosTurn(net: RaftNetwork, rng: SeededRandom, clocks: Clocks, options: SimOptions): void {
   net.now++;
   net.deliverDue();
-  tickDue(net);
+  clocks.advance(net);
   clientOps(net, rng, options);
   net.processAll();
   if (rng.chance(0.004)) net.crash(pick(rng, net.nodes));
@@ -182,13 +204,13 @@ function heal(net: RaftNetwork): void {
 }
 
 /** After healing: every group elects a leader and commits on every voter; nothing dangles. */
-function demandLiveness(net: RaftNetwork, rng: SeededRandom): void {
+function demandLiveness(net: RaftNetwork, rng: SeededRandom, clocks: Clocks): void {
   const probes = new Map<number, Probe>();
   const limit = net.now + 4000;
   while (net.now < limit) {
     net.now++;
     net.deliverDue();
-    tickDue(net);
+    clocks.advance(net);
     net.processAll();
     let done = true;
     for (let g = 1; g <= net.groups; g++) {

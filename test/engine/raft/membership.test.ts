@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  applyConfChangeTo,
   ConfChangeDecodeError,
   decodeConfChange,
   encodeConfChange,
@@ -182,6 +183,77 @@ describe('joint consensus', () => {
     expect(net.proposeNext(leader).ok).toBe(true);
     net.stabilize();
     expect(net.replica(2).smIndex).toBe(net.replica(3).smIndex);
+  });
+});
+
+describe('applying a ConfChange', () => {
+  const base = {
+    voters: [1, 2, 3],
+    votersOutgoing: [],
+    learners: [],
+    learnersNext: [],
+    autoLeave: false,
+  };
+
+  it('a voter demoted to learner keeps voting in the outgoing set until the joint config ends', () => {
+    const joint = applyConfChangeTo(base, {
+      changes: [
+        { type: 'addLearner', node: 3 },
+        { type: 'addVoter', node: 4 },
+      ],
+      transition: 'joint-explicit',
+    });
+    expect(joint).toEqual({
+      ok: true,
+      conf: {
+        voters: [1, 2, 4],
+        votersOutgoing: [1, 2, 3],
+        learners: [],
+        learnersNext: [3],
+        autoLeave: false,
+      },
+    });
+    if (!joint.ok) return;
+    expect(applyConfChangeTo(joint.conf, leaveJointConfChange())).toEqual({
+      ok: true,
+      conf: {
+        voters: [1, 2, 4],
+        votersOutgoing: [],
+        learners: [3],
+        learnersNext: [],
+        autoLeave: false,
+      },
+    });
+  });
+
+  it("'auto' applies one voter change directly and several through joint consensus", () => {
+    const one = applyConfChangeTo(base, singleConfChange('addVoter', 4));
+    expect(one).toMatchObject({ ok: true, conf: { voters: [1, 2, 3, 4], votersOutgoing: [] } });
+    const learner = applyConfChangeTo(base, {
+      changes: [
+        { type: 'addLearner', node: 5 },
+        { type: 'addVoter', node: 4 },
+      ],
+      transition: 'auto',
+    });
+    expect(learner).toMatchObject({ ok: true, conf: { votersOutgoing: [] } }); // one voter changes
+    const two = applyConfChangeTo(base, {
+      changes: [
+        { type: 'addVoter', node: 4 },
+        { type: 'removeVoter', node: 1 },
+      ],
+      transition: 'auto',
+    });
+    expect(two).toMatchObject({
+      ok: true,
+      conf: { voters: [2, 3, 4], votersOutgoing: [1, 2, 3], autoLeave: true },
+    });
+    if (two.ok) {
+      expect(applyConfChangeTo(two.conf, singleConfChange('addVoter', 5))).toEqual({
+        ok: false,
+        error: 'already in a joint configuration',
+      });
+    }
   });
 });
 

@@ -107,6 +107,28 @@ describe('proposals', () => {
     expect(net.replica(1).proposals.size).toBe(0);
   });
 
+  it('a proposal truncated from its own log may still commit, so truncation drops nothing', () => {
+    // Why drops are decided by the committed log and not by truncation (cf. figure 8).
+    const net = new RaftNetwork({
+      nodes: [1, 2, 3, 4, 5],
+      config: { preVote: false, checkQuorum: false },
+    });
+    net.elect(1);
+    net.filter = (m) => !(m.from === 1 && m.type === MessageType.App && m.to !== 2);
+    expect(net.propose(1, 'P')).toMatchObject({ ok: true, index: 2, term: 1 }); // on 1 and 2
+    net.stabilize();
+    net.filter = (m) => !(m.from === 5 && m.type === MessageType.App && m.to !== 1);
+    net.elect(5); // term 2, with 3 and 4; its no-op reaches only node 1...
+    expect(net.termsOf(1)).toEqual([1, 2]); // ...and replaces P there
+    net.filter = (m) => m.from !== 5;
+    net.elect(2); // term 3, with 3 and 4: node 2 still holds P and commits it
+    expect(net.leaderOf()).toBe(2);
+    const p = net.replica(1).appliedEntries.find((e) => e.index === 2)!;
+    expect(text(p.data)).toBe('P');
+    expect(net.replica(1).dropped).toEqual([]);
+    expect(net.replica(1).proposals.size).toBe(0);
+  });
+
   it('closing a group refuses everything and reports pending proposals and reads', () => {
     const net = new RaftNetwork({ nodes: [1, 2, 3] });
     net.elect(1);

@@ -20,7 +20,13 @@
  * for every write cost as much as framing its records); at most `spareBuffersMax` buffers of at
  * most `spareBufferBytesMax` wait for reuse.
  */
-import { encodeRecords, type RecordInput, recordIndex } from '../../wasm/index.js';
+import {
+  encodeRecords,
+  headerTypeOffset,
+  type RecordInput,
+  recordHeaderBytes,
+  recordIndex,
+} from '../../wasm/index.js';
 import { assert } from '../assert.js';
 import type { Entry, EntryType } from '../raft/types.js';
 import type { Relocation } from './cleaner.js';
@@ -132,11 +138,10 @@ export class ChunkCache {
 
   /** Starts and holds a new chunk, the newest of the log, with room for `bytes` of records. */
   start(segment: number, offset: number, startLsn: number, bytes: number): Chunk {
-    const spare = this.spare.pop();
-    const buf =
-      spare !== undefined && spare.length >= bytes
-        ? spare
-        : new Uint8Array(Math.max(chunkBufferBytesMin, bytes));
+    const spare = this.spare[this.spare.length - 1];
+    const reuse = spare !== undefined && spare.length >= bytes;
+    if (reuse) this.spare.pop();
+    const buf = reuse ? spare : new Uint8Array(Math.max(chunkBufferBytesMin, bytes));
     const chunk = new Chunk(segment, offset, startLsn, buf);
     this.chunks.push(chunk);
     return chunk;
@@ -150,17 +155,17 @@ export class ChunkCache {
   }
 
   /**
-   * Entry `index` of `group`, whose record of `bytes` bytes lies at `offset` of `segment`, held
-   * here (`covers` says so). Its data is a view into the chunk.
+   * Entry `index` (of term `term`), whose record of `bytes` bytes lies at `offset` of `segment`
+   * and is held here (`covers` says so). Its data is a view into the chunk's buffer.
    */
   entry(segment: number, offset: number, bytes: number, index: number, term: number): Entry {
     const chunk = this.find(segment, offset);
     const at = offset - chunk.offset;
     assert(at + bytes <= chunk.sealed, 'a cached record is framed');
     assert(recordIndex(chunk.buf, at) === index, 'a cached record is the entry the index names');
-    const type = chunk.buf[at + 8]! as EntryType;
+    const type = chunk.buf[at + headerTypeOffset]! as EntryType;
     chunk.exposed = true;
-    return { term, index, type, data: chunk.buf.subarray(at + 32, at + bytes) };
+    return { term, index, type, data: chunk.buf.subarray(at + recordHeaderBytes, at + bytes) };
   }
 
   /** Marks `chunk` (the oldest not yet written) written, then evicts down to the bound. */

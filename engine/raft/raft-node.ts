@@ -147,6 +147,9 @@ export class RaftNode {
   private readonly readsPendingMax: number;
   private readonly messagesQueuedMax: number;
   private readonly proposalRangesMax: number;
+  /** Planted bugs (test only; see RaftConfig.unsafe). */
+  private readonly unsafeCommit: boolean;
+  private readonly unsafeReads: boolean;
 
   private readonly log: RaftLog;
   private readonly tracker: Tracker;
@@ -226,6 +229,8 @@ export class RaftNode {
     this.readsPendingMax = config.readsPendingMax;
     this.messagesQueuedMax = config.messagesQueuedMax;
     this.proposalRangesMax = config.proposalRangesMax;
+    this.unsafeCommit = config.unsafe?.commitByCountingPreviousTerm === true;
+    this.unsafeReads = config.unsafe?.readWithoutQuorum === true;
     const { hardState, confState } = storage.initialState();
     this.log = new RaftLog(storage, hardState.commit, config.applied ?? 0);
     this.tracker = new Tracker(copyConfState(confState));
@@ -960,7 +965,8 @@ export class RaftNode {
   private maybeCommit(): void {
     const index = this.tracker.committedIndex();
     if (index <= this.log.committed) return;
-    if (this.log.term(index) !== this.term) return; // Raft §5.4.2: never by counting replicas
+    // Raft §5.4.2: an entry of an earlier term is never committed by counting its replicas.
+    if (this.log.term(index) !== this.term && !this.unsafeCommit) return;
     const firstOfTerm = this.log.term(this.log.committed) !== this.term;
     this.log.commitTo(index);
     this.appendDirty = true;
@@ -1116,7 +1122,7 @@ export class RaftNode {
     if (committedInTerm) {
       const single =
         this.tracker.conf.voters.length === 1 && this.tracker.conf.votersOutgoing.length === 0;
-      if (single || (mode === 'lease' && this.leaseValid())) {
+      if (single || (mode === 'lease' && this.leaseValid()) || this.unsafeReads) {
         this.answerRead(read, this.log.committed);
         return;
       }

@@ -199,6 +199,19 @@ export interface RaftConfig {
   leaseMarginTicks: number;
   /** The host's durable applied index (on restart): committed entries after it are replayed. */
   applied?: number;
+  /**
+   * TEST ONLY: deliberate safety bugs, so that the cluster simulator (test/sim) can prove it
+   * catches them. Absent (the default) means the correct algorithm; never set it elsewhere.
+   */
+  unsafe?: RaftUnsafe;
+}
+
+/** The planted bugs of `RaftConfig.unsafe` (test only); every switch defaults to off. */
+export interface RaftUnsafe {
+  /** Commit an entry of an earlier term by counting its replicas (the bug of Raft §5.4.2). */
+  commitByCountingPreviousTerm?: boolean;
+  /** Answer ReadIndex at once from the commit index, without a quorum round (stale reads). */
+  readWithoutQuorum?: boolean;
 }
 
 /** Work for the host; see the contract at the top of this file. */

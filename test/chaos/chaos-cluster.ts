@@ -47,6 +47,7 @@ class ChaosNode {
       if (this.tail.length > outputTailLines) this.tail.shift();
     };
     createInterface({ input: child.stderr! }).on('line', remember);
+    let ready = false;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(this.failure(`did not start within ${nodeReadyMs} ms`));
@@ -55,13 +56,14 @@ class ChaosNode {
         remember(line);
         if (line.includes(`node ${this.id} ready:`)) {
           clearTimeout(timer);
+          ready = true;
           this.state = 'up';
           resolve();
         }
       });
       void this.exit!.then(() => {
         clearTimeout(timer);
-        if (this.state === 'stopped') reject(this.failure('exited before it was ready'));
+        if (!ready) reject(this.failure('exited before it was ready'));
       });
     });
   }

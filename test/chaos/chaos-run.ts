@@ -91,11 +91,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     });
   const dbs: RemoteStore[] = [];
   let passed = false;
+  let stopped = false;
+  let load: Promise<unknown> = Promise.resolve();
   try {
     for (let c = 0; c < clientCount; c++) dbs.push(await connect());
     const recorder = new HistoryRecorder();
-    let stopped = false;
-    const load = Promise.all(
+    load = Promise.all(
       dbs.map((db, c) => clientLoop(db, c, options.seed * 31 + c + 1, recorder, () => stopped)),
     );
     const faults = await faultLoop(cluster, options, log);
@@ -108,6 +109,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
     passed = result.ok;
     return result;
   } finally {
+    // After a broken setup the load must end before its clients close under it.
+    stopped = true;
+    await load.catch((err: unknown) => log(`client load failed: ${String(err)}`));
     for (const db of dbs) await db.close();
     if (!passed) log(`node output:\n${cluster.tails()}`);
     await cluster.destroy(!passed);

@@ -2,9 +2,10 @@
 /**
  * chaos: a chaos run against real `flotilla serve` processes (see test/chaos/chaos-run.ts).
  *
- *   npm run chaos -- --minutes M [--nodes 3..5] [--seed S] [--history FILE]
+ *   npm run chaos -- --minutes M [--cycles C] [--nodes 3..5] [--seed S] [--history FILE]
  *
- * (`npm run chaos` builds first, then runs `node dist/bin/chaos.js`.) Prints the faults as they
+ * (`npm run chaos` builds first, then runs `node dist/bin/chaos.js`.) Faults go on for M minutes
+ * and, with --cycles, until at least C kill/restart cycles are done. Prints the faults as they
  * happen and a summary; exit status 0 when every check passed, 1 when one failed, 2 on bad usage.
  */
 import { realpathSync } from 'node:fs';
@@ -13,7 +14,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatSummary, runChaos } from '../test/chaos/chaos-run.js';
 
-const usage = 'usage: chaos --minutes M [--nodes 3..5] [--seed S] [--history FILE] [--quiet]';
+const usage =
+  'usage: chaos --minutes M [--cycles C] [--nodes 3..5] [--seed S] [--history FILE] [--quiet]';
 
 /** Runs the tool on `args` (without node and script); resolves with the exit code. */
 export async function runChaosCli(args: string[], print: (line: string) => void): Promise<number> {
@@ -26,6 +28,7 @@ export async function runChaosCli(args: string[], print: (line: string) => void)
   }
   const minutes = Number(values.minutes);
   const nodes = Number(values.nodes ?? '3');
+  const cycles = Number(values.cycles ?? '0');
   const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.seed);
   const valid =
     Number.isFinite(minutes) &&
@@ -33,6 +36,8 @@ export async function runChaosCli(args: string[], print: (line: string) => void)
     Number.isInteger(nodes) &&
     nodes >= 3 &&
     nodes <= 5 &&
+    Number.isSafeInteger(cycles) &&
+    cycles >= 0 &&
     Number.isSafeInteger(seed);
   if (!valid) {
     print(usage);
@@ -45,6 +50,7 @@ export async function runChaosCli(args: string[], print: (line: string) => void)
     durationMs: Math.round(minutes * 60_000),
     nodes,
     seed,
+    cyclesMin: cycles,
     historyFile: values.history,
     log: values.quiet === true ? undefined : stamp,
   });
@@ -58,6 +64,7 @@ function parse(args: string[]) {
     options: {
       minutes: { type: 'string' },
       nodes: { type: 'string' },
+      cycles: { type: 'string' },
       seed: { type: 'string' },
       history: { type: 'string' },
       quiet: { type: 'boolean' },

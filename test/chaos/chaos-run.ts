@@ -29,8 +29,10 @@ import { clientLoop, HistoryRecorder, lostWrites, ownKeys } from './chaos-load.j
 export interface ChaosOptions {
   /** dist/bin/flotilla.js. */
   cli: string;
-  /** How long the fault loop runs. */
+  /** How long the fault loop runs at least. */
   durationMs: number;
+  /** Kill/restart cycles the fault loop completes at least (default 0): it runs on until then. */
+  cyclesMin?: number;
   nodes: number;
   seed: number;
   shards?: number;
@@ -134,14 +136,17 @@ async function faultLoop(
   const faultMsMax = options.faultMsMax ?? 3_000;
   const end = Date.now() + options.durationMs;
   const counts = { kills: 0, freezes: 0 };
+  const cyclesMin = options.cyclesMin ?? 0;
+  const done = () => Date.now() >= end && counts.kills >= cyclesMin;
   const slot = async () => {
-    while (Date.now() < end) {
+    while (!done()) {
       await sleep(200 + random.intBelow(faultMsMax / 2));
       // Each slot has at most one node down, and there are only a minority of slots.
       const up = cluster.inState('up');
-      if (Date.now() >= end) break;
+      if (done()) break;
       const victim = up[random.intBelow(up.length)]!;
-      if (random.chance(0.6)) {
+      // Past the duration only kills are still owed.
+      if (Date.now() >= end || random.chance(0.6)) {
         await cluster.kill(victim);
         const downMs = 100 + random.intBelow(faultMsMax);
         log(`kill node ${victim} for ${downMs} ms`);

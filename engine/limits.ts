@@ -153,6 +153,7 @@ export const raftProposalRangesMax = 64;
 // ---- Soft: WASM kernels (defined in wasm/kernel-limits.ts: wasm/ imports nothing from engine/) --
 
 export {
+  hashWasmKeyBytesMin,
   kernelCrcChunkBytes,
   kernelInPlaceBytesMin,
   kernelWindowBytes,

@@ -153,6 +153,7 @@ export const raftProposalRangesMax = 64;
 // ---- Soft: WASM kernels (defined in wasm/kernel-limits.ts: wasm/ imports nothing from engine/) --
 
 export {
+  hashWasmKeyBytesMin,
   kernelCrcChunkBytes,
   kernelInPlaceBytesMin,
   kernelWindowBytes,
@@ -286,7 +287,7 @@ export const logSegmentBytesDefault = 64 * 1024 * 1024;
 export const logSegmentBytesMin = 4 * 1024;
 /** Most bytes appended but not yet durable; beyond it `append` rejects with BUSY. */
 export const logAppendQueueBytesMax = 64 * 1024 * 1024;
-/** Bytes of recent entries kept in memory for reads (entries not yet written are always kept). */
+/** Bytes of written records kept in memory for reads (records not yet written are always kept). */
 export const logEntryCacheBytesMax = 64 * 1024 * 1024;
 /** Rate at which live records of old segments are rewritten forward (token bucket refill). */
 export const logRewriteBytesPerSec = 32 * 1024 * 1024;
@@ -297,8 +298,13 @@ export const logRewriteBurstBytes = 4 * 1024 * 1024;
  * segment's live records are rewritten forward so that segment can be deleted.
  */
 export const logCleanSlackSegments = 4;
-/** Bytes read per step when recovery scans a segment. */
-export const logRecoveryReadBytes = 8 * 1024 * 1024;
+/** Bytes read per step when recovery scans a segment (two steps are in memory at a time). */
+export const logRecoveryReadBytes = 1024 * 1024;
+/**
+ * Room kept in front of each recovery read for the unfinished write carried over from the
+ * previous step; a longer carry costs one extra copy.
+ */
+export const logRecoveryCarryBytes = 1024 * 1024;
 
 // ---- Checked relations: log --------------------------------------------------------------------
 

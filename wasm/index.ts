@@ -13,6 +13,7 @@
 export * from './format.js';
 
 import type { DecodeResult, RecordInput } from './format.js';
+import { hashWasmKeyBytesMin } from './kernel-limits.js';
 import { loadKernels } from './loader.js';
 import { crc32c as crc32cRef } from './reference/crc32c.js';
 import {
@@ -44,9 +45,11 @@ export function decodeRecords(buf: Uint8Array, recordsMax?: number): DecodeResul
     : decodeRecordsRef(buf, recordsMax);
 }
 
-/** xxHash32 of a key, the partitioning hash; `seed` is a u32. */
+/** xxHash32 of a key, the partitioning hash; `seed` is a u32. Short keys stay in TypeScript. */
 export function hashKey(key: Uint8Array, seed = 0): number {
-  return wasm !== undefined ? wasm.hashKey(key, seed) : xxhash32Ref(key, seed);
+  return wasm !== undefined && key.length >= hashWasmKeyBytesMin
+    ? wasm.hashKey(key, seed)
+    : xxhash32Ref(key, seed);
 }
 
 /** xxHash32 of each key (one kernel call for the whole batch). */

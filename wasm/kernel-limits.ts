@@ -15,3 +15,9 @@ export const kernelCrcChunkBytes = 64 * 1024;
  * place. Asking a typed array for its `.buffer` costs ~15 ns, as much as copying a short input.
  */
 export const kernelInPlaceBytesMin = 4096;
+/**
+ * Keys shorter than this are hashed by the TypeScript twin even when the kernels run in WASM:
+ * copying a short key into kernel memory costs more than hashing it (bench `wasm`: a 16-byte key
+ * hashes ~2x faster in TypeScript; the two break even near 64 bytes).
+ */
+export const hashWasmKeyBytesMin = 64;

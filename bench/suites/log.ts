@@ -4,18 +4,27 @@
  *
  * - `append/<batch>/<groups>g/log`: appends of 100-byte entries, `batch` entries per call
  *   (1, 16, 256, or 64 KiB of records), spread round-robin over 1, 64 or 1,024 groups; one call
- *   at a time, so each call is one write and one fdatasync.
- * - `append/<batch>/raw`: the same loop as bare `write` + `fdatasync` of a buffer the size of the
- *   log's write, into a preallocated file as the log's segments are: the physical limit.
- * - `recover/<size>/log`: opening a log of that many bytes (64 KiB batches over 64 groups):
- *   scanning, verifying every CRC and rebuilding the indexes. The page cache is warm.
+ *   at a time, so each call is one write and one fdatasync. Each call is timed from `append`
+ *   to its promise resolving; its GroupWrites are built before, untimed, so the row times the
+ *   log and not the building of its input.
+ * - `append/<batch>/raw`: the physical limit: one `write` + one `fdatasync` per call of a
+ *   prebuilt buffer exactly as long as the log's write for that batch (its records and the
+ *   write's closing record), at the next offset of a file preallocated as the log's segments
+ *   are (ftruncate to 64 MiB, then a fresh file).
+ * - `recover/<size>/log`: opening a log of that many bytes of records (64 KiB batches over 64
+ *   groups): reading every segment to its end, verifying every CRC, rebuilding the indexes. The
+ *   log is opened several times; the row gives the median, the note every open (the first runs
+ *   the replay code before the JIT has optimized it). The page cache is warm.
  *
- * `bytesPerSec` counts bytes written to (or scanned from) the disk, framing included, so log and
- * raw rows compare like for like; the payload rate is in the note. `opsPerSec` counts entries.
+ * The disk is shared and its latency drifts, so the rows of one batch size take turns call by
+ * call (raw, 1g, 64g, 1024g, then 1g, 64g, 1024g, raw, and so on) and each row adds up the time
+ * of its own calls: a ratio between rows compares calls made under the same conditions. `bytesPerSec` counts
+ * bytes written to (or scanned from) the disk, framing included, so log and raw rows compare
+ * like for like; the payload rate is in the note. `opsPerSec` counts entries.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { nodeLogFs } from '../../engine/log/fs.js';
+import { type LogFile, nodeLogFs } from '../../engine/log/fs.js';
 import type { GroupWrite } from '../../engine/log/log-store.js';
 import { SegmentedLog } from '../../engine/log/segmented-log.js';
 import type { Entry } from '../../engine/raft/types.js';
@@ -33,45 +42,64 @@ const batches = [
   { name: '64KiB', entries: entriesPer64KiB },
 ];
 const groupCounts = [1, 64, 1024];
+/** Size of the raw loop's files: the log's default segment size. */
 const fileBytes = 64 * 1024 * 1024;
 const samplesMax = 1_000_000;
 
-interface Loop {
+/** One contender of an interleaved measurement, with what its calls added up to. */
+interface Contender {
+  name: string;
+  /** Readies the next call (untimed). */
+  prepare: () => void;
+  /** One timed call. */
+  step: () => Promise<void>;
   calls: number;
   seconds: number;
-  latenciesUs: Float64Array;
+  latenciesUs: number[];
 }
 
-/** Runs `step` back to back for `seconds` (after a short warm-up) and times every call. */
-async function timeLoop(seconds: number, step: () => Promise<void>): Promise<Loop> {
-  const warmUntil = performance.now() + Math.min(200, seconds * 100);
-  while (performance.now() < warmUntil) await step();
-  const latencies: number[] = [];
-  const start = performance.now();
-  const until = start + seconds * 1000;
-  let now = start;
-  while (now < until) {
-    await step();
-    const after = performance.now();
-    if (latencies.length < samplesMax) latencies.push((after - now) * 1000);
-    now = after;
+function contender(name: string, step: () => Promise<void>, prepare = () => {}): Contender {
+  return { name, prepare, step, calls: 0, seconds: 0, latenciesUs: [] };
+}
+
+/**
+ * Runs the contenders' calls in turn, one call each per round (the order rotating from round to
+ * round), until each has run for about `seconds`; every call is timed and added to its
+ * contender. A short untimed warm-up of each comes first.
+ */
+async function interleave(contenders: Contender[], seconds: number): Promise<void> {
+  for (const c of contenders) {
+    const until = performance.now() + Math.min(200, seconds * 100);
+    while (performance.now() < until) {
+      c.prepare();
+      await c.step();
+    }
   }
-  return {
-    calls: latencies.length,
-    seconds: (now - start) / 1000,
-    latenciesUs: Float64Array.from(latencies),
-  };
+  const until = performance.now() + seconds * 1000 * contenders.length;
+  for (let round = 0; performance.now() < until; round++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const c = contenders[(round + k) % contenders.length]!;
+      c.prepare();
+      const start = performance.now();
+      await c.step();
+      const us = (performance.now() - start) * 1000;
+      c.calls++;
+      c.seconds += us / 1e6;
+      if (c.latenciesUs.length < samplesMax) c.latenciesUs.push(us);
+    }
+  }
 }
 
-function row(name: string, loop: Loop, entriesPerCall: number, bytesPerCall: number): BenchRow {
-  const callsPerSec = loop.calls / loop.seconds;
+function row(c: Contender, entriesPerCall: number, bytesPerCall: number): BenchRow {
+  const callsPerSec = c.calls / c.seconds;
+  const latencies = Float64Array.from(c.latenciesUs);
   return {
-    name,
+    name: c.name,
     opsPerSec: callsPerSec * entriesPerCall,
     bytesPerSec: callsPerSec * bytesPerCall,
-    p50Us: percentile(loop.latenciesUs, 50),
-    p99Us: percentile(loop.latenciesUs, 99),
-    samples: loop.calls,
+    p50Us: percentile(latencies, 50),
+    p99Us: percentile(latencies, 99),
+    samples: c.calls,
   };
 }
 
@@ -80,27 +108,36 @@ function writeBytes(entries: number): number {
   return entries * recordBytes + recordHeaderBytes;
 }
 
-async function rawLoop(dir: string, bytes: number, seconds: number): Promise<Loop> {
-  const buf = new Uint8Array(bytes).fill(0xa5);
-  let fileNo = 0;
-  let file = await nodeLogFs.open(join(dir, `raw-${fileNo}`), true);
-  await file.truncate(fileBytes);
-  let at = 0;
-  const loop = await timeLoop(seconds, async () => {
-    if (at + bytes > fileBytes) {
-      await file.close();
-      rmSync(join(dir, `raw-${fileNo}`));
-      file = await nodeLogFs.open(join(dir, `raw-${++fileNo}`), true);
-      await file.truncate(fileBytes);
-      at = 0;
+/** The raw loop: write + fdatasync of `bytes` at the next offset of a preallocated file. */
+class RawWriter {
+  private readonly buf: Uint8Array;
+  private file: LogFile | undefined;
+  private files = 0;
+  private at = fileBytes;
+
+  constructor(
+    private readonly dir: string,
+    bytes: number,
+  ) {
+    this.buf = new Uint8Array(bytes).fill(0xa5);
+  }
+
+  async step(): Promise<void> {
+    if (this.at + this.buf.length > fileBytes) {
+      await this.file?.close();
+      this.file = await nodeLogFs.open(join(this.dir, `raw-${++this.files}`), true);
+      await this.file.truncate(fileBytes);
+      this.at = 0;
     }
-    await file.write(buf, at);
-    await file.datasync();
-    at += bytes;
-  });
-  await file.close();
-  rmSync(join(dir, `raw-${fileNo}`));
-  return loop;
+    await this.file!.write(this.buf, this.at);
+    await this.file!.datasync();
+    this.at += this.buf.length;
+  }
+
+  async close(): Promise<void> {
+    await this.file?.close();
+    for (let k = 1; k <= this.files; k++) rmSync(join(this.dir, `raw-${k}`));
+  }
 }
 
 /** Builds the GroupWrites of one call: `count` entries, round-robin over `groups` groups. */
@@ -129,44 +166,50 @@ class Batcher {
   }
 }
 
-async function logLoop(dir: string, entries: number, groups: number, seconds: number) {
-  const log = await SegmentedLog.open({ dir });
+/** A contender appending `entries` entries over `groups` groups per call to `log`. */
+function appender(name: string, log: SegmentedLog, groups: number, entries: number): Contender {
   const batcher = new Batcher(groups);
-  const loop = await timeLoop(seconds, () => log.append(batcher.writes(entries)));
-  await log.close();
-  rmSync(dir, { recursive: true, force: true });
-  return loop;
+  let next: GroupWrite[] = [];
+  const prepare = () => {
+    next = batcher.writes(entries);
+  };
+  return contender(name, () => log.append(next), prepare);
 }
 
-async function appendRows(ctx: SuiteContext): Promise<BenchRow[]> {
+async function batchRows(ctx: SuiteContext, batch: (typeof batches)[number]) {
   const seconds = ctx.quick ? 0.4 : 2;
-  const rows: BenchRow[] = [];
-  for (const batch of batches) {
-    const bytes = writeBytes(batch.entries);
-    ctx.log(`append ${batch.name}: raw`);
-    const raw = row(
-      `append/${batch.name}/raw`,
-      await rawLoop(ctx.scratchDir, bytes, seconds),
-      batch.entries,
-      bytes,
-    );
-    rows.push(raw);
-    let single: BenchRow | undefined;
+  const bytes = writeBytes(batch.entries);
+  const raw = new RawWriter(ctx.scratchDir, bytes);
+  const logs: SegmentedLog[] = [];
+  const contenders = [contender(`append/${batch.name}/raw`, () => raw.step())];
+  try {
     for (const groups of groupCounts) {
-      ctx.log(`append ${batch.name}: ${groups} groups`);
-      const dir = join(ctx.scratchDir, `log-${batch.name}-${groups}`);
-      const loop = await logLoop(dir, batch.entries, groups, seconds);
-      const r = row(`append/${batch.name}/${groups}g/log`, loop, batch.entries, bytes);
-      const notes = [`payload ${((r.opsPerSec * entryBytes) / 1e6).toFixed(1)} MB/s`];
-      if (groups === 1) {
-        single = r;
-        notes.push(`log/raw ${(r.bytesPerSec / raw.bytesPerSec).toFixed(2)}`);
-      } else if (single !== undefined) {
-        notes.push(`${groups}g/1g ${(r.bytesPerSec / single.bytesPerSec).toFixed(2)}`);
-      }
-      r.note = notes.join(', ');
-      rows.push(r);
+      const log = await SegmentedLog.open({ dir: join(ctx.scratchDir, `log-${groups}`) });
+      logs.push(log);
+      const name = `append/${batch.name}/${groups}g/log`;
+      contenders.push(appender(name, log, groups, batch.entries));
     }
+    ctx.log(`append ${batch.name}: raw and ${groupCounts.join(', ')} groups, interleaved`);
+    await interleave(contenders, seconds);
+  } finally {
+    for (const log of logs) await log.close();
+    await raw.close();
+    for (const groups of groupCounts) {
+      rmSync(join(ctx.scratchDir, `log-${groups}`), { recursive: true, force: true });
+    }
+  }
+  const rows = contenders.map((c) => row(c, batch.entries, bytes));
+  const [rawRow, single] = rows;
+  rawRow!.note = `write+fdatasync of ${bytes} B, preallocated file`;
+  for (let k = 1; k < rows.length; k++) {
+    const r = rows[k]!;
+    const notes = [`payload ${((r.opsPerSec * entryBytes) / 1e6).toFixed(1)} MB/s`];
+    notes.push(`log/raw ${(r.bytesPerSec / rawRow!.bytesPerSec).toFixed(2)}`);
+    notes.push(`p50 raw/log ${(rawRow!.p50Us / r.p50Us).toFixed(2)}`);
+    if (k > 1) {
+      notes.push(`${groupCounts[k - 1]}g/1g ${(r.bytesPerSec / single!.bytesPerSec).toFixed(2)}`);
+    }
+    r.note = notes.join(', ');
   }
   return rows;
 }
@@ -174,6 +217,7 @@ async function appendRows(ctx: SuiteContext): Promise<BenchRow[]> {
 async function recoveryRow(ctx: SuiteContext): Promise<BenchRow> {
   const size = ctx.quick ? 64 * 1024 * 1024 : 1024 * 1024 * 1024;
   const label = ctx.quick ? '64MiB' : '1GiB';
+  const opens = 3;
   const dir = join(ctx.scratchDir, 'recover');
   ctx.log(`recover: writing ${label}`);
   const log = await SegmentedLog.open({ dir });
@@ -184,23 +228,27 @@ async function recoveryRow(ctx: SuiteContext): Promise<BenchRow> {
   }
   const entries = log.stats().indexedEntries;
   await log.close();
-  ctx.log('recover: scanning');
-  const start = performance.now();
-  const reopened = await SegmentedLog.open({ dir });
-  const seconds = (performance.now() - start) / 1000;
-  const found = reopened.stats().indexedEntries;
-  await reopened.close();
+  const seconds: number[] = [];
+  for (let k = 0; k < opens; k++) {
+    ctx.log(`recover: scanning (${k + 1} of ${opens})`);
+    const start = performance.now();
+    const reopened = await SegmentedLog.open({ dir });
+    seconds.push((performance.now() - start) / 1000);
+    const found = reopened.stats().indexedEntries;
+    await reopened.close();
+    if (found !== entries) throw new Error(`recovery found ${found} entries of ${entries}`);
+  }
   rmSync(dir, { recursive: true, force: true });
-  if (found !== entries) throw new Error(`recovery found ${found} entries of ${entries}`);
-  const bytesPerSec = size / seconds;
+  const median = percentile(seconds, 50);
+  const rates = seconds.map((s) => (size / s / 1e6).toFixed(0));
   return {
     name: `recover/${label}/log`,
-    opsPerSec: entries / seconds,
-    bytesPerSec,
-    p50Us: Number.NaN,
-    p99Us: Number.NaN,
-    samples: 1,
-    note: `${(bytesPerSec / 1e6).toFixed(0)} MB/s scan, ${entries} entries, warm page cache`,
+    opsPerSec: entries / median,
+    bytesPerSec: size / median,
+    p50Us: median * 1e6,
+    p99Us: Math.max(...seconds) * 1e6,
+    samples: opens,
+    note: `opens at ${rates.join(', ')} MB/s (median shown), ${entries} entries, warm page cache`,
   };
 }
 
@@ -208,7 +256,8 @@ const suite: BenchSuite = {
   name: 'log',
   description: 'shared segmented log: group-commit appends vs raw write+fdatasync; recovery scan',
   async run(ctx) {
-    const rows = await appendRows(ctx);
+    const rows: BenchRow[] = [];
+    for (const batch of batches) rows.push(...(await batchRows(ctx, batch)));
     rows.push(await recoveryRow(ctx));
     return rows;
   },

@@ -44,8 +44,10 @@ export interface CleanerHost {
   copy(record: RecordInput, relocation: Omit<Relocation, 'to'>): RecordLoc;
   /** Entries from..to-1 of a group from cache or disk, at least one, within `budget` bytes. */
   readEntries(g: GroupState, from: number, to: number, budget: number, out: Entry[]): number;
-  /** Moves live bytes of a group from one place to another. */
-  moveLive(g: GroupState, from: RecordLoc, to: RecordLoc): void;
+  /** Moves the live bytes of a record from its old place to its copy's. */
+  moveLive(from: RecordLoc, to: RecordLoc): void;
+  /** The groups with live records in segment `seq`. */
+  groupsLiveIn(seq: number): GroupId[];
 }
 
 /** How the cleaner is tuned. */
@@ -122,7 +124,7 @@ export class Cleaner {
           if (moved) g.compactionAt = r.to;
           break;
       }
-      if (moved) this.host.moveLive(g, r.from, r.to);
+      if (moved) this.host.moveLive(r.from, r.to);
     }
   }
 
@@ -139,6 +141,7 @@ export class Cleaner {
     this.tokens = Math.min(this.options.rewriteBurstBytes, this.tokens + refill);
     this.tokensAt = now;
     let taken = 0;
+    head.groups ??= new Set(this.host.groupsLiveIn(head.seq));
     for (const id of [...head.groups]) {
       if (taken >= this.tokens) break;
       const g = this.host.group(id);

@@ -1,7 +1,9 @@
 /**
  * Where each entry of one group lives: index -> (segment, offset, length), plus its term.
  *
- * Memory: offset and length are u32 slots in two typed arrays (8 B per slot). Slots grow by 1.5x
+ * Memory: an entry's slot is its offset and length, a u32 pair in one typed array (8 B per slot;
+ * one array rather than two, so that an append touches one buffer: with many groups appending
+ * in turn, every buffer touched is a likely cache miss). Slots grow by 1.5x
  * and shrink (to 1.5x) once less than half full, so a group costs at most 16 B per stored entry
  * (12 B while growing), plus 20 B per run (a maximal range of entries with one term in one
  * segment: start f64, segment u32, term f64) and a fixed ~200 B. Terms change at elections and
@@ -31,8 +33,8 @@ export class GroupIndex {
   private last = 0;
   // Entry i (lo <= i <= last) lives in slot i - base. Invariant: base <= lo.
   private base = 1;
-  private offsets = new Uint32Array(slotsMin);
-  private lengths = new Uint32Array(slotsMin);
+  // Slot k is (slots[2k], slots[2k + 1]) = (offset, length).
+  private slots = new Uint32Array(2 * slotsMin);
   // Run r covers [runStart[r], runStart[r + 1] - 1]; the last run ends at `last`.
   // Invariant: runCount === 0 iff last < lo; otherwise runStart[0] === lo, starts increase.
   private runStart = new Float64Array(runsMin);
@@ -40,6 +42,10 @@ export class GroupIndex {
   private runTerm = new Float64Array(runsMin);
   private runCount = 0;
   private lastRun = 0;
+  // The segment and term of the last run, kept beside the arrays for the append path.
+  // Invariant: when runCount > 0, endSeg === runSeg[runCount - 1], endTerm === runTerm[...].
+  private endSeg = 0;
+  private endTerm = 0;
 
   /** The first index stored. */
   get firstIndex(): number {
@@ -70,12 +76,12 @@ export class GroupIndex {
 
   /** Offset of a stored entry's record in its segment. */
   offset(index: number): number {
-    return this.offsets[index - this.base]!;
+    return this.slots[2 * (index - this.base)]!;
   }
 
   /** Bytes of a stored entry's record (0 for a hole left by recovery). */
   length(index: number): number {
-    return this.lengths[index - this.base]!;
+    return this.slots[2 * (index - this.base) + 1]!;
   }
 
   /** Adds the entry lastIndex + 1. */
@@ -84,11 +90,11 @@ export class GroupIndex {
     assert(length > 0, 'a record has bytes');
     if (this.runCount === 0) this.lo = index;
     this.ensureSlots(this.lo, index);
-    this.offsets[index - this.base] = offset;
-    this.lengths[index - this.base] = length;
+    const s = 2 * (index - this.base);
+    this.slots[s] = offset;
+    this.slots[s + 1] = length;
     this.last = index;
-    const r = this.runCount - 1;
-    if (r >= 0 && this.runSeg[r] === segment && this.runTerm[r] === term) return;
+    if (this.runCount > 0 && this.endSeg === segment && this.endTerm === term) return;
     this.insertRun(this.runCount, index, segment, term);
   }
 
@@ -105,16 +111,16 @@ export class GroupIndex {
     }
     if (index > this.last) {
       this.ensureSlots(this.lo, index);
-      this.lengths.fill(0, this.last + 1 - this.base, index - this.base);
+      this.slots.fill(0, 2 * (this.last + 1 - this.base), 2 * (index - this.base));
       this.last = index;
     } else if (index < this.lo) {
       this.ensureSlots(index, this.last);
-      this.lengths.fill(0, index + 1 - this.base, this.lo - this.base);
+      this.slots.fill(0, 2 * (index + 1 - this.base), 2 * (this.lo - this.base));
       this.insertRun(0, index, segment, term);
       this.lo = index;
     }
-    this.offsets[index - this.base] = offset;
-    this.lengths[index - this.base] = length;
+    this.slots[2 * (index - this.base)] = offset;
+    this.slots[2 * (index - this.base) + 1] = length;
     this.assign(index, segment, term);
   }
 
@@ -132,6 +138,7 @@ export class GroupIndex {
       const r = this.findRun(index);
       this.runCount = this.runStart[r] === index ? r : r + 1;
       this.last = index - 1;
+      this.syncEnd();
     }
     this.maybeShrink();
   }
@@ -161,6 +168,7 @@ export class GroupIndex {
       this.runTerm.copyWithin(0, r, this.runCount);
       this.runCount -= r;
       this.runStart[0] = index + 1;
+      this.syncEnd();
       this.lo = index + 1;
     }
     this.lastRun = 0;
@@ -171,7 +179,7 @@ export class GroupIndex {
   relocate(index: number, from: number, fromOffset: number, to: number, toOffset: number) {
     if (index < this.lo || index > this.last) return false;
     if (this.segment(index) !== from || this.offset(index) !== fromOffset) return false;
-    this.offsets[index - this.base] = toOffset;
+    this.slots[2 * (index - this.base)] = toOffset;
     this.assign(index, to, this.term(index)!);
     return true;
   }
@@ -184,6 +192,12 @@ export class GroupIndex {
     }
   }
 
+  /** Whether some stored entry lives in `segment`. */
+  hasEntriesIn(segment: number): boolean {
+    for (let r = 0; r < this.runCount; r++) if (this.runSeg[r] === segment) return true;
+    return false;
+  }
+
   /** Reports the bytes of every stored entry, per segment. */
   bytesBySegment(sink: DropSink): void {
     if (this.runCount > 0) this.reportRange(this.lo, this.last, sink);
@@ -193,7 +207,9 @@ export class GroupIndex {
   firstHole(): number | undefined {
     if (this.last <= this.compacted) return undefined;
     if (this.lo > this.compacted + 1) return this.compacted + 1;
-    for (let i = this.lo; i <= this.last; i++) if (this.lengths[i - this.base] === 0) return i;
+    for (let i = this.lo; i <= this.last; i++) {
+      if (this.slots[2 * (i - this.base) + 1] === 0) return i;
+    }
     return undefined;
   }
 
@@ -211,8 +227,7 @@ export class GroupIndex {
   memoryBytes(): number {
     return (
       objectOverheadBytes +
-      this.offsets.byteLength +
-      this.lengths.byteLength +
+      this.slots.byteLength +
       this.runStart.byteLength +
       this.runSeg.byteLength +
       this.runTerm.byteLength
@@ -245,7 +260,7 @@ export class GroupIndex {
     while (at <= to) {
       const end = Math.min(this.runEnd(r), to);
       let bytes = 0;
-      for (let i = at; i <= end; i++) bytes += this.lengths[i - this.base]!;
+      for (let i = at; i <= end; i++) bytes += this.slots[2 * (i - this.base) + 1]!;
       if (bytes > 0) sink(this.runSeg[r]!, bytes);
       at = end + 1;
       r++;
@@ -278,6 +293,7 @@ export class GroupIndex {
       this.insertRun(r + 2, index + 1, oldSeg, oldTerm);
     }
     this.lastRun = 0;
+    this.syncEnd();
   }
 
   private insertRun(at: number, start: number, segment: number, term: number): void {
@@ -294,6 +310,7 @@ export class GroupIndex {
     this.runSeg[at] = segment;
     this.runTerm[at] = term;
     this.runCount++;
+    this.syncEnd();
   }
 
   private removeRun(at: number): void {
@@ -301,11 +318,18 @@ export class GroupIndex {
     this.runSeg.copyWithin(at, at + 1, this.runCount);
     this.runTerm.copyWithin(at, at + 1, this.runCount);
     this.runCount--;
+    this.syncEnd();
+  }
+
+  private syncEnd(): void {
+    if (this.runCount === 0) return;
+    this.endSeg = this.runSeg[this.runCount - 1]!;
+    this.endTerm = this.runTerm[this.runCount - 1]!;
   }
 
   /** Makes slots cover [from, to], keeping the slots of [lo, last]. */
   private ensureSlots(from: number, to: number): void {
-    const cap = this.offsets.length;
+    const cap = this.slots.length / 2;
     if (from >= this.base && to - this.base < cap) return;
     const needed = to - from + 1;
     this.resize(needed <= cap ? cap : Math.max(slotsMin, Math.ceil(needed * 1.5)), from);
@@ -313,7 +337,7 @@ export class GroupIndex {
 
   private maybeShrink(): void {
     const used = Math.max(0, this.last - this.lo + 1);
-    const cap = this.offsets.length;
+    const cap = this.slots.length / 2;
     if (cap > slotsMin && used < cap / 2) {
       this.resize(Math.max(slotsMin, Math.ceil(used * 1.5)), this.lo);
     }
@@ -324,16 +348,12 @@ export class GroupIndex {
     const used = Math.max(0, this.last - this.lo + 1);
     const src = this.lo - this.base;
     const dst = this.lo - newBase;
-    if (cap === this.offsets.length) {
-      this.offsets.copyWithin(dst, src, src + used);
-      this.lengths.copyWithin(dst, src, src + used);
+    if (2 * cap === this.slots.length) {
+      this.slots.copyWithin(2 * dst, 2 * src, 2 * (src + used));
     } else {
-      const offsets = new Uint32Array(cap);
-      const lengths = new Uint32Array(cap);
-      offsets.set(this.offsets.subarray(src, src + used), dst);
-      lengths.set(this.lengths.subarray(src, src + used), dst);
-      this.offsets = offsets;
-      this.lengths = lengths;
+      const slots = new Uint32Array(2 * cap);
+      slots.set(this.slots.subarray(2 * src, 2 * (src + used)), 2 * dst);
+      this.slots = slots;
     }
     this.base = newBase;
   }

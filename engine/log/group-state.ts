@@ -1,10 +1,9 @@
 /**
- * What the file log knows about one group: the index of its entries, the cache of its recent
- * entries, and its latest hard state, snapshot and compaction point together with where their
- * records live (those records are live until superseded, so the cleaner rewrites them forward).
+ * What the file log knows about one group: the index of its entries, and its latest hard state,
+ * snapshot and compaction point together with where their records live (those records are live
+ * until superseded, so the cleaner rewrites them forward).
  */
 import type { GroupId, HardState, SnapshotMeta } from '../raft/types.js';
-import { GroupCache } from './entry-cache.js';
 import { GroupIndex } from './group-index.js';
 
 /** Where one record lives. */
@@ -17,7 +16,6 @@ export interface RecordLoc {
 /** One group of the file log. */
 export class GroupState {
   readonly index = new GroupIndex();
-  readonly cache = new GroupCache();
   hardState: HardState = { term: 0, vote: 0, commit: 0 };
   hardStateAt: RecordLoc | undefined;
   snapshot: SnapshotMeta | undefined;

@@ -11,7 +11,7 @@ import type { GroupWrite, LogStore } from './log-store.js';
 import {
   entryRecordBytes,
   type GroupBounds,
-  type LogOp,
+  type LogOpSink,
   planCompact,
   planTruncate,
   planWrite,
@@ -45,31 +45,18 @@ class MemoryGroup implements GroupBounds {
     );
   }
 
-  apply(op: LogOp): void {
-    switch (op.kind) {
-      case 'snapshot':
-        this.snapshot = op.meta;
-        this.compacted = op.meta.index;
-        this.compactedTerm = op.meta.term;
-        this.entries = [];
-        return;
-      case 'truncate':
-        this.entries.length = op.from - this.firstIndex;
-        return;
-      case 'entries':
-        for (const e of op.entries) this.entries.push(e);
-        return;
-      case 'hardState':
-        this.hardState = { ...op.hardState };
-        return;
-      case 'compact': {
-        const drop = op.index - this.compacted;
-        this.compactedTerm = this.entries[drop - 1]!.term;
-        this.entries = this.entries.slice(drop);
-        this.compacted = op.index;
-        return;
-      }
-    }
+  installSnapshot(meta: SnapshotMeta): void {
+    this.snapshot = meta;
+    this.compacted = meta.index;
+    this.compactedTerm = meta.term;
+    this.entries = [];
+  }
+
+  compactTo(index: number): void {
+    const drop = index - this.compacted;
+    this.compactedTerm = this.entries[drop - 1]!.term;
+    this.entries = this.entries.slice(drop);
+    this.compacted = index;
   }
 }
 
@@ -83,7 +70,7 @@ export class MemoryLogStore implements LogStore {
   append(writes: readonly GroupWrite[]): Promise<void> {
     try {
       this.checkOpen();
-      for (const w of writes) this.applyPlanned(w.group, planWrite(this.peek(w.group), w));
+      for (const w of writes) planWrite(this.peek(w.group), w, this.sink);
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
@@ -91,11 +78,11 @@ export class MemoryLogStore implements LogStore {
   }
 
   truncateSuffix(group: GroupId, index: number): Promise<void> {
-    return this.applyOps(group, (g) => planTruncate(g, index));
+    return this.control(() => planTruncate(this.peek(group), group, index, this.sink));
   }
 
   compact(group: GroupId, index: number): Promise<void> {
-    return this.applyOps(group, (g) => planCompact(g, index));
+    return this.control(() => planCompact(this.peek(group), group, index, this.sink));
   }
 
   entries(group: GroupId, lo: number, hi: number, maxBytes: number): Entry[] {
@@ -154,22 +141,32 @@ export class MemoryLogStore implements LogStore {
     return Promise.resolve();
   }
 
-  private applyOps(group: GroupId, plan: (g: MemoryGroup) => LogOp[]): Promise<void> {
+  private control(plan: () => void): Promise<void> {
     try {
       this.checkOpen();
-      this.applyPlanned(group, plan(this.peek(group)));
+      plan();
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  /** Creates the group only when something happens to it, as the file log does. */
-  private applyPlanned(group: GroupId, ops: LogOp[]): void {
-    if (ops.length === 0) return;
-    const g = this.group(group);
-    for (const op of ops) g.apply(op);
-  }
+  /** Applies planned operations; a group is created only when something happens to it. */
+  private readonly sink: LogOpSink = {
+    snapshot: (group, meta) => this.group(group).installSnapshot(meta),
+    truncate: (group, from) => {
+      const g = this.group(group);
+      g.entries.length = from - g.firstIndex;
+    },
+    entries: (group, entries, skip) => {
+      const g = this.group(group);
+      for (let k = skip; k < entries.length; k++) g.entries.push(entries[k]!);
+    },
+    hardState: (group, hs) => {
+      this.group(group).hardState = { term: hs.term, vote: hs.vote, commit: hs.commit };
+    },
+    compact: (group, index) => this.group(group).compactTo(index),
+  };
 
   private checkOpen(): void {
     if (this.closed) throw new FlotillaError(ErrorCode.CLOSED, 'the log is closed; open it again');

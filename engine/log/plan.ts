@@ -1,11 +1,12 @@
 /**
  * The semantics of a write, shared by both LogStore implementations: a GroupWrite (or a
- * truncation, or a compaction) becomes a list of primitive operations, checked against the
- * group's current bounds. Both implementations apply the same operations, so they cannot drift.
+ * truncation, or a compaction) is checked against the group's current bounds and becomes a
+ * sequence of primitive operations. Both implementations apply the same operations, so they
+ * cannot drift.
  */
 import { recordHeaderBytes } from '../../wasm/index.js';
 import { assert } from '../assert.js';
-import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
+import type { Entry, GroupId, HardState, SnapshotMeta } from '../raft/types.js';
 import type { GroupWrite } from './log-store.js';
 
 /** The bounds of a group's log that planning needs. */
@@ -14,17 +15,22 @@ export interface GroupBounds {
   lastIndex: number;
 }
 
-/** One primitive change to a group's log. */
-export type LogOp =
+/**
+ * Applies the primitive changes a write stands for, in the order they come. Planning calls it
+ * only once the whole write has been checked, and creates nothing per call (the append path
+ * plans one write per group per turn).
+ */
+export interface LogOpSink {
   /** Install a snapshot: every entry goes; firstIndex = index + 1, lastIndex = index. */
-  | { kind: 'snapshot'; meta: SnapshotMeta }
+  snapshot(group: GroupId, meta: SnapshotMeta): void;
   /** Drop the entries >= from (from is within [firstIndex, lastIndex]). */
-  | { kind: 'truncate'; from: number }
-  /** Append entries starting exactly at lastIndex + 1. */
-  | { kind: 'entries'; entries: Entry[] }
-  | { kind: 'hardState'; hardState: HardState }
+  truncate(group: GroupId, from: number): void;
+  /** Append entries[skip..], which start exactly at lastIndex + 1. */
+  entries(group: GroupId, entries: readonly Entry[], skip: number): void;
+  hardState(group: GroupId, hardState: HardState): void;
   /** Drop the entries <= index (index is within [firstIndex, lastIndex]). */
-  | { kind: 'compact'; index: number };
+  compact(group: GroupId, index: number): void;
+}
 
 function checkEntries(entries: readonly Entry[]): void {
   for (let k = 0; k < entries.length; k++) {
@@ -40,53 +46,65 @@ function checkEntries(entries: readonly Entry[]): void {
   }
 }
 
-/** The operations a GroupWrite stands for, in the order they apply. */
-export function planWrite(bounds: GroupBounds, write: GroupWrite): LogOp[] {
-  const ops: LogOp[] = [];
+const noEntries: readonly Entry[] = [];
+
+/** Checks a GroupWrite against the group's bounds, then hands its operations to `sink`. */
+export function planWrite(bounds: GroupBounds, write: GroupWrite, sink: LogOpSink): void {
   let first = bounds.firstIndex;
   let last = bounds.lastIndex;
   const snap = write.snapshot;
   if (snap !== undefined) {
     assert(Number.isSafeInteger(snap.index) && snap.index >= 0, 'a snapshot index is an integer');
     assert(snap.index >= first - 1, 'a snapshot never goes behind the compaction point');
-    ops.push({ kind: 'snapshot', meta: snap });
     first = snap.index + 1;
     last = snap.index;
   }
-  const entries = write.entries ?? [];
+  const entries = write.entries ?? noEntries;
   checkEntries(entries);
   const skip = entries.length === 0 ? 0 : Math.max(0, first - entries[0]!.index);
+  const start = skip < entries.length ? entries[skip]!.index : 0;
   if (skip < entries.length) {
-    const kept = skip === 0 ? entries : entries.slice(skip);
-    const start = kept[0]!.index;
     assert(start <= last + 1, 'entries must not leave a gap after lastIndex');
-    if (start <= last) ops.push({ kind: 'truncate', from: start });
-    ops.push({ kind: 'entries', entries: kept });
   }
-  if (write.hardState !== undefined) {
-    const hs = write.hardState;
+  const hs = write.hardState;
+  if (hs !== undefined) {
     assert(Number.isSafeInteger(hs.term) && hs.term >= 0, 'a hard state term is an integer');
     assert(Number.isSafeInteger(hs.commit) && hs.commit >= 0, 'a commit index is an integer');
     assert(Number.isInteger(hs.vote) && hs.vote >= 0 && hs.vote <= 0xffffffff, 'a vote is a u32');
-    ops.push({ kind: 'hardState', hardState: hs });
   }
-  return ops;
+  const group = write.group;
+  if (snap !== undefined) sink.snapshot(group, snap);
+  if (skip < entries.length) {
+    if (start <= last) sink.truncate(group, start);
+    sink.entries(group, entries, skip);
+  }
+  if (hs !== undefined) sink.hardState(group, hs);
 }
 
-/** The operations of truncateSuffix(index). */
-export function planTruncate(bounds: GroupBounds, index: number): LogOp[] {
+/** Checks truncateSuffix(index) and hands its operation, if any, to `sink`. */
+export function planTruncate(
+  bounds: GroupBounds,
+  group: GroupId,
+  index: number,
+  sink: LogOpSink,
+): void {
   assert(Number.isSafeInteger(index), 'a truncation index is an integer');
-  if (index > bounds.lastIndex) return [];
+  if (index > bounds.lastIndex) return;
   assert(index >= bounds.firstIndex, 'compacted entries cannot be truncated');
-  return [{ kind: 'truncate', from: index }];
+  sink.truncate(group, index);
 }
 
-/** The operations of compact(index). */
-export function planCompact(bounds: GroupBounds, index: number): LogOp[] {
+/** Checks compact(index) and hands its operation, if any, to `sink`. */
+export function planCompact(
+  bounds: GroupBounds,
+  group: GroupId,
+  index: number,
+  sink: LogOpSink,
+): void {
   assert(Number.isSafeInteger(index), 'a compaction index is an integer');
-  if (index < bounds.firstIndex) return [];
+  if (index < bounds.firstIndex) return;
   assert(index <= bounds.lastIndex, 'only stored entries can be compacted');
-  return [{ kind: 'compact', index }];
+  sink.compact(group, index);
 }
 
 /** Record bytes (frame header + data) of an entry: the unit of `maxBytes` in reads. */

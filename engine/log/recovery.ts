@@ -25,7 +25,7 @@ import { Buffer } from 'node:buffer';
 import { join } from 'node:path';
 import { decodeRecords, recordHeaderBytes, recordIndex, recordTerm } from '../../wasm/index.js';
 import { ErrorCode, FlotillaError } from '../errors.js';
-import { logRecoveryReadBytes, logWriteBytesMax } from '../limits.js';
+import { logRecoveryCarryBytes, logRecoveryReadBytes, logWriteBytesMax } from '../limits.js';
 import type { GroupId } from '../raft/types.js';
 import { RecordType } from '../records.js';
 import {
@@ -39,6 +39,7 @@ import {
 } from './format.js';
 import type { LogFile, LogFs } from './fs.js';
 import { GroupState } from './group-state.js';
+import { readFully, SegmentReader } from './segment-reader.js';
 
 /** A segment found on disk. */
 export interface RecoveredSegment {
@@ -90,7 +91,7 @@ export async function recoverLog(fs: LogFs, dir: string): Promise<RecoveredLog> 
     let empty: RecoveredSegment | undefined;
     for (const segment of segments) {
       const path = join(dir, segmentName(segment.seq));
-      await scanWrites(segment, replay);
+      const dirtyEnd = await scanSegment(segment, replay);
       const hasRecords = segment.end > segmentHeaderBytes;
       if (hasRecords && empty !== undefined) {
         throw corrupt(
@@ -110,7 +111,7 @@ export async function recoverLog(fs: LogFs, dir: string): Promise<RecoveredLog> 
         );
       }
       if (hasRecords) tailSeq = segment.seq;
-      const tail = await inspectTail(segment);
+      const tail = await classifyTail(segment, dirtyEnd);
       if (tail.kind === 'corrupt') {
         const group = replay.groupAt(segment, segment.stop);
         throw corrupt(path, segment.stop, tail.reason, group);
@@ -186,43 +187,49 @@ async function openSegment(fs: LogFs, dir: string, seq: number): Promise<Recover
 }
 
 /**
- * Verifies and replays the complete writes of a segment; sets `end` (just past the last one) and
- * `stop` (where verification stopped). The read buffer always starts at the start of a write, so
- * an incomplete write at its end is carried into the next read (the buffer grows when one write
- * outsizes it).
+ * Verifies and replays the complete writes of a segment, then reads on to the end of the file:
+ * sets `end` (just past the last complete write) and `stop` (where verification stopped) and
+ * returns where the nonzero bytes after `end` stop (`end` itself when there are none). Every
+ * window starts at the start of a write: an incomplete write at a window's end is carried into
+ * the next one.
  */
-async function scanWrites(segment: RecoveredSegment, replay: Replayer): Promise<void> {
+async function scanSegment(segment: RecoveredSegment, replay: Replayer): Promise<number> {
   const { capacity, file } = segment;
-  let buf = new Uint8Array(Math.min(logRecoveryReadBytes, capacity - segmentHeaderBytes));
-  let pos = segmentHeaderBytes;
-  let filled = 0;
-  for (;;) {
-    const want = Math.min(buf.length, capacity - pos);
-    if (want > filled) await readFully(file, buf.subarray(filled, want), pos + filled);
-    filled = Math.max(filled, want);
-    const view = buf.subarray(0, filled);
-    const result = decodeRecords(view);
-    const done = completeWrites(view, result.offsets, result.count);
-    replay.records(segment, view, result.offsets, done.records, pos);
-    const atFileEnd = pos + filled >= capacity;
-    const more = result.status === 'ok' || result.status === 'torn';
-    if (done.broken || !more || atFileEnd) {
-      segment.end = pos + done.end;
-      segment.stop = pos + (done.broken ? done.stop : result.end);
-      return;
-    }
-    if (done.end > 0) {
-      buf.copyWithin(0, done.end, filled);
-      filled -= done.end;
+  const reader = new SegmentReader(
+    file,
+    segmentHeaderBytes,
+    capacity,
+    logRecoveryReadBytes,
+    logRecoveryCarryBytes,
+  );
+  try {
+    let pos = segmentHeaderBytes;
+    let view = await reader.next(noBytes);
+    for (;;) {
+      const result = decodeRecords(view);
+      const done = completeWrites(view, result.offsets, result.count);
+      replay.records(segment, view, result.offsets, done.records, pos);
+      const more = result.status === 'ok' || result.status === 'torn';
+      if (done.broken || !more || reader.done) {
+        segment.end = pos + done.end;
+        segment.stop = pos + (done.broken ? done.stop : result.end);
+        break;
+      }
+      view = await reader.next(view.subarray(done.end));
       pos += done.end;
-    } else if (filled === buf.length) {
-      const rest = filled - result.end;
-      const need = rest >= 8 ? result.end + recordHeaderBytes + u32(view, result.end + 4) : 0;
-      const size = Math.min(capacity - pos, Math.max(2 * buf.length, need));
-      const bigger = new Uint8Array(size);
-      bigger.set(view);
-      buf = bigger;
     }
+    let dirtyEnd = dirtyEndOf(view.subarray(segment.end - pos), segment.end, segment.end);
+    let at = pos + view.length;
+    while (!reader.done) {
+      const window = await reader.next(noBytes);
+      dirtyEnd = dirtyEndOf(window, at, dirtyEnd);
+      at += window.length;
+    }
+    await reader.finish();
+    return dirtyEnd;
+  } catch (err) {
+    await reader.abandon();
+    throw err;
   }
 }
 
@@ -255,17 +262,11 @@ function completeWrites(
   return { end, records, broken: false, stop: 0 };
 }
 
-async function readFully(file: LogFile, into: Uint8Array, position: number): Promise<void> {
-  const n = await file.read(into, position);
-  if (n !== into.length) {
-    throw new FlotillaError(ErrorCode.IO, `short read of a log segment at offset ${position}`);
-  }
-}
-
 function u32(buf: Uint8Array, at: number): number {
   return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
 }
 
+const noBytes = new Uint8Array(0);
 let zeros = Buffer.alloc(0);
 
 function isZero(chunk: Uint8Array): boolean {
@@ -275,20 +276,17 @@ function isZero(chunk: Uint8Array): boolean {
   );
 }
 
-/** Classifies the bytes after the last valid record of a segment. */
-async function inspectTail(segment: RecoveredSegment): Promise<Tail> {
+/** Where the nonzero bytes of a tail end once `bytes`, at file offset `at`, are added to it. */
+function dirtyEndOf(bytes: Uint8Array, at: number, dirtyEnd: number): number {
+  if (isZero(bytes)) return dirtyEnd;
+  let last = bytes.length - 1;
+  while (bytes[last] === 0) last--;
+  return at + last + 1;
+}
+
+/** Classifies the bytes after the last complete write of a segment, nonzero up to `dirtyEnd`. */
+async function classifyTail(segment: RecoveredSegment, dirtyEnd: number): Promise<Tail> {
   const { file, capacity, end } = segment;
-  const step = Math.min(logRecoveryReadBytes, Math.max(1, capacity - end));
-  const chunk = new Uint8Array(step);
-  let dirtyEnd = end;
-  for (let at = end; at < capacity; at += step) {
-    const view = chunk.subarray(0, Math.min(step, capacity - at));
-    await readFully(file, view, at);
-    if (isZero(view)) continue;
-    let last = view.length - 1;
-    while (view[last] === 0) last--;
-    dirtyEnd = at + last + 1;
-  }
   if (dirtyEnd === end) return { kind: 'clean' };
   if (dirtyEnd - end > logWriteBytesMax) {
     return { kind: 'corrupt', reason: `${dirtyEnd - end} damaged bytes exceed one write` };
@@ -325,9 +323,13 @@ async function zeroRange(file: LogFile, from: number, to: number): Promise<void>
   await file.datasync();
 }
 
+/** Slots of the replayer's cache of recently seen groups (a power of two). */
+const recentGroupSlots = 256;
+
 /** Applies verified records, in log order, to the groups' state. */
 class Replayer {
   readonly groups = new Map<GroupId, GroupState>();
+  private readonly recent = new Array<GroupState | undefined>(recentGroupSlots);
 
   constructor(private readonly dir: string) {}
 
@@ -348,6 +350,7 @@ class Replayer {
     base: number,
   ): void {
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const seq = segment.seq;
     let g: GroupState | undefined;
     for (let k = 0; k < count; k++) {
       const o = offsets[k]!;
@@ -358,10 +361,10 @@ class Replayer {
       const term = view.getUint32(o + 16, true) + view.getUint32(o + 20, true) * 2 ** 32;
       const index = view.getUint32(o + 24, true) + view.getUint32(o + 28, true) * 2 ** 32;
       const bytes = recordHeaderBytes + view.getUint32(o + 4, true);
-      const at = { segment: segment.seq, offset: base + o, bytes };
       if (type === RecordType.EntryNormal || type === RecordType.EntryConfChange) {
-        g.index.place(index, segment.seq, base + o, bytes, term);
+        g.index.place(index, seq, base + o, bytes, term);
       } else {
+        const at = { segment: seq, offset: base + o, bytes };
         this.meta(g, type, term, index, buf.subarray(o + recordHeaderBytes, o + bytes), at);
       }
     }
@@ -410,11 +413,16 @@ class Replayer {
   }
 
   private group(id: GroupId): GroupState {
+    // Records of many groups interleave: a direct-mapped cache in front of the map.
+    const slot = id & (recentGroupSlots - 1);
+    const hit = this.recent[slot];
+    if (hit !== undefined && hit.id === id) return hit;
     let g = this.groups.get(id);
     if (g === undefined) {
       g = new GroupState(id);
       this.groups.set(id, g);
     }
+    this.recent[slot] = g;
     return g;
   }
 

@@ -4,17 +4,22 @@
  * entries of every group durable together (group commit across groups, as TiKV's raft-engine and
  * Dragonboat do).
  *
- * Write path. `append` applies a write to the in-memory state at once (reads see it), encodes
- * nothing yet, and gives each record its place in the stream (segment, offset). Records collect
- * in chunks; one flusher writes a chunk with one `write` (one `encodeRecords` call), fdatasyncs
- * it, resolves the appends it completed, and takes the next chunk — so appends arriving while a
- * sync is in flight are coalesced into the next write. A chunk stays within one segment and
- * within `logWriteBytesMax` and ends with a LogWriteEnd record; recovery keeps a chunk whole or
- * drops it, and an append call that fits one chunk is never split, so such a call is atomic on
- * disk. Bytes not yet durable are bounded (`appendQueueBytesMax`, else BUSY).
+ * Write path. `append` applies a write to the in-memory state at once (reads see it), gives
+ * each record its place in the stream (segment, offset) and frames it (CRC32C included, one
+ * `encodeRecords` kernel call per call) into the buffer of the open chunk: the records of one
+ * future write. One flusher takes a chunk, writes its buffer with one `write`, fdatasyncs it,
+ * resolves the appends it completed, and takes the next chunk — so appends arriving while a sync
+ * is in flight are coalesced into the next write. A chunk stays within one segment and within
+ * `logWriteBytesMax` and ends with a LogWriteEnd record; recovery keeps a chunk whole or drops
+ * it, and an append call that fits one chunk is never split, so such a call is atomic on disk.
+ * Bytes not yet durable are bounded (`appendQueueBytesMax`, else BUSY); the buffers holding them
+ * take at most twice that (a buffer grows by doubling). The caller's entry objects are not
+ * kept: keeping every recent entry as an object made garbage collection the append path's main
+ * cost.
  *
- * Reads are synchronous: recent entries come from a bounded cache (entries not yet written are
- * always cached), older ones are pread from their segment and verified (CRC) on every read.
+ * Reads are synchronous: recent entries come from the chunks still held in memory (those not yet
+ * written always, written ones up to `cacheBytesMax`; see chunk-cache.ts), older ones are pread
+ * from their segment and verified (CRC) on every read.
  *
  * Space. Each segment counts its live bytes: the records some group still needs (its entries,
  * its latest hard state, snapshot marker and compaction point). Only the oldest segment (the
@@ -30,7 +35,7 @@
  * must be reopened (after a failed fdatasync the page cache can no longer be trusted).
  */
 import { join } from 'node:path';
-import { encodeRecords, type RecordInput, recordHeaderBytes } from '../../wasm/index.js';
+import { type RecordInput, recordHeaderBytes } from '../../wasm/index.js';
 import { assert } from '../assert.js';
 import { ErrorCode, FlotillaError, isFlotillaError } from '../errors.js';
 import {
@@ -46,8 +51,8 @@ import {
 } from '../limits.js';
 import type { Entry, GroupId, HardState, SnapshotMeta } from '../raft/types.js';
 import { RecordType } from '../records.js';
-import { Cleaner, type CleanerHost, type Relocation } from './cleaner.js';
-import { EntryCache } from './entry-cache.js';
+import { type Chunk, ChunkCache } from './chunk-cache.js';
+import { Cleaner, type CleanerHost } from './cleaner.js';
 import { readEntryBlock, type SegmentFiles } from './entry-reader.js';
 import {
   encodeConfState,
@@ -59,9 +64,9 @@ import {
 import { type LogFs, nodeLogFs } from './fs.js';
 import { GroupState, type RecordLoc } from './group-state.js';
 import type { GroupWrite, LogStore } from './log-store.js';
-import { type LogOp, planCompact, planTruncate, planWrite } from './plan.js';
+import { type LogOpSink, planCompact, planTruncate, planWrite } from './plan.js';
 import { recoverLog } from './recovery.js';
-import { SegmentTable } from './segments.js';
+import { type Segment, SegmentTable } from './segments.js';
 
 /** How to open a SegmentedLog. Every field but `dir` has a default from engine/limits.ts. */
 export interface SegmentedLogOptions {
@@ -73,7 +78,7 @@ export interface SegmentedLogOptions {
   segmentBytes?: number;
   /** Most bytes appended but not yet durable before `append` rejects with BUSY. */
   appendQueueBytesMax?: number;
-  /** Bytes of recent entries cached for reads. */
+  /** Bytes of written chunks (recent records) kept in memory for reads. */
   cacheBytesMax?: number;
   /** Rate of rewriting live records out of old segments (0 disables rewriting). */
   rewriteBytesPerSec?: number;
@@ -91,7 +96,7 @@ export interface LogStats {
   liveBytes: number;
   /** Bytes appended but not yet durable. */
   queuedBytes: number;
-  /** Bytes of entries held by the read cache. */
+  /** Memory of the chunks held for reads, those not yet written included. */
   cachedBytes: number;
   /** Memory of every group's index, by the indexes' own accounting. */
   indexBytes: number;
@@ -103,22 +108,6 @@ export interface LogStats {
   rewrittenBytes: number;
 }
 
-/**
- * Records of one write: all in one segment, written with one write and one fdatasync, and ended
- * by a LogWriteEnd record (added when the chunk is closed) so that recovery keeps it whole or
- * not at all.
- */
-interface Chunk {
-  segment: number;
-  offset: number;
-  bytes: number;
-  records: RecordInput[];
-  /** Log position just past the chunk. */
-  endLsn: number;
-  /** Records rewritten forward by the cleaner: their new place, applied once written. */
-  relocations: Relocation[];
-}
-
 interface Waiter {
   lsn: number;
   resolve: () => void;
@@ -126,6 +115,7 @@ interface Waiter {
 }
 
 const noGroup = new GroupState(0);
+const noBytes = new Uint8Array(0);
 
 function checkOptions(options: SegmentedLogOptions): void {
   const segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
@@ -153,7 +143,7 @@ function checkOptions(options: SegmentedLogOptions): void {
 /** The segmented file log; see the module comment. */
 export class SegmentedLog implements LogStore {
   private readonly groupsById: Map<GroupId, GroupState>;
-  private readonly cache: EntryCache;
+  private readonly cache: ChunkCache;
   private readonly segmentBytes: number;
   private readonly queueBytesMax: number;
   // Log positions (bytes since open). Invariant: syncedLsn <= writtenLsn <= enqueuedLsn.
@@ -162,6 +152,8 @@ export class SegmentedLog implements LogStore {
   private syncedLsn = 0;
   // Where the next record goes. Invariant: tailOffset <= tailCapacity (the tail's capacity).
   private tailSeq: number;
+  /** The segment `tailSeq`. */
+  private tail: Segment;
   private tailOffset: number;
   private tailCapacity: number;
   private pending: Chunk[] = [];
@@ -174,7 +166,10 @@ export class SegmentedLog implements LogStore {
   private closing = false;
   private closed = false;
   private closeDone: Promise<void> | undefined;
-  private writeBuf = new Uint8Array(64 * 1024);
+  /** The group whose write `append` is planning (saves a second map lookup per write). */
+  private writing: GroupState | undefined;
+  /** Buffer size a chunk started now begins with: the bytes of the call placing records. */
+  private chunkBytesHint = 0;
   private readonly cleaner: Cleaner;
   private flushes = 0;
 
@@ -188,10 +183,11 @@ export class SegmentedLog implements LogStore {
     this.groupsById = groups;
     this.tailSeq = tail.seq;
     this.tailOffset = tail.offset;
-    this.tailCapacity = segments.get(tail.seq).capacity;
+    this.tail = segments.get(tail.seq);
+    this.tailCapacity = this.tail.capacity;
     this.segmentBytes = options.segmentBytes ?? logSegmentBytesDefault;
     this.queueBytesMax = options.appendQueueBytesMax ?? logAppendQueueBytesMax;
-    this.cache = new EntryCache(options.cacheBytesMax ?? logEntryCacheBytesMax);
+    this.cache = new ChunkCache(options.cacheBytesMax ?? logEntryCacheBytesMax);
     const rewriteRate = options.rewriteBytesPerSec ?? logRewriteBytesPerSec;
     this.cleaner = new Cleaner(this.cleanerHost(), {
       segmentBytes: this.segmentBytes,
@@ -238,7 +234,16 @@ export class SegmentedLog implements LogStore {
       let bound = 0;
       for (const w of writes) bound += this.boundOf(w);
       this.admit(bound);
-      for (const w of writes) this.applyOps(w.group, planWrite(this.peek(w.group).index, w));
+      try {
+        for (const w of writes) {
+          const g = this.groupsById.get(w.group);
+          this.writing = g;
+          planWrite((g ?? noGroup).index, w, this.ops);
+        }
+      } finally {
+        this.writing = undefined;
+        this.sealOpen();
+      }
       return this.durable(this.enqueuedLsn);
     } catch (err) {
       return Promise.reject(err);
@@ -246,11 +251,11 @@ export class SegmentedLog implements LogStore {
   }
 
   truncateSuffix(group: GroupId, index: number): Promise<void> {
-    return this.control(group, (g) => planTruncate(g.index, index));
+    return this.control(() => planTruncate(this.peek(group).index, group, index, this.ops));
   }
 
   compact(group: GroupId, index: number): Promise<void> {
-    return this.control(group, (g) => planCompact(g.index, index));
+    return this.control(() => planCompact(this.peek(group).index, group, index, this.ops));
   }
 
   close(): Promise<void> {
@@ -273,24 +278,7 @@ export class SegmentedLog implements LogStore {
     assert(lo >= g.index.firstIndex, 'entries below firstIndex are compacted');
     assert(hi <= g.index.lastIndex + 1, 'entries above lastIndex do not exist');
     const out: Entry[] = [];
-    let bytes = 0;
-    let i = lo;
-    while (i < hi) {
-      const cached = g.cache.get(i);
-      if (cached !== undefined) {
-        bytes += recordHeaderBytes + cached.data.length;
-        if (out.length > 0 && bytes > maxBytes) break;
-        out.push(cached);
-        i++;
-        continue;
-      }
-      const to = i < g.cache.cachedFrom ? Math.min(hi, g.cache.cachedFrom) : hi;
-      const before = out.length;
-      const count = this.readEntries(g, i, to, maxBytes - bytes, out.length === 0, out);
-      if (count === 0) break;
-      for (let k = before; k < out.length; k++) bytes += recordHeaderBytes + out[k]!.data.length;
-      i += count;
-    }
+    this.readInto(g, lo, hi, maxBytes, out);
     return out;
   }
 
@@ -348,11 +336,15 @@ export class SegmentedLog implements LogStore {
 
   // ---- Applying writes ------------------------------------------------------------------------
 
-  private control(group: GroupId, plan: (g: GroupState) => LogOp[]): Promise<void> {
+  private control(plan: () => void): Promise<void> {
     try {
       this.checkWritable();
       this.admit(2 * recordHeaderBytes);
-      this.applyOps(group, plan(this.peek(group)));
+      try {
+        plan();
+      } finally {
+        this.sealOpen();
+      }
       return this.durable(this.enqueuedLsn);
     } catch (err) {
       return Promise.reject(err);
@@ -387,6 +379,7 @@ export class SegmentedLog implements LogStore {
 
   /** Refuses a write the queue cannot take, and keeps an append call within one chunk. */
   private admit(bound: number): void {
+    this.chunkBytesHint = bound + recordHeaderBytes;
     if (bound > this.queueBytesMax) {
       throw new FlotillaError(
         ErrorCode.INVALID_ARGUMENT,
@@ -416,37 +409,24 @@ export class SegmentedLog implements LogStore {
     }
   }
 
-  private applyOps(group: GroupId, ops: LogOp[]): void {
-    if (ops.length === 0) return;
-    const g = this.group(group);
-    for (const op of ops) {
-      switch (op.kind) {
-        case 'snapshot':
-          this.applySnapshot(g, op.meta);
-          break;
-        case 'truncate':
-          this.emit(RecordType.Truncation, g.id, 0, op.from, new Uint8Array(0));
-          g.index.truncateFrom(op.from, this.drop);
-          g.cache.truncateFrom(op.from);
-          break;
-        case 'entries':
-          this.applyEntries(g, op.entries);
-          break;
-        case 'hardState':
-          this.applyHardState(g, op.hardState);
-          break;
-        case 'compact':
-          this.applyCompact(g, op.index);
-          break;
-      }
-    }
-  }
+  /** Applies planned operations; a group is created only when something happens to it. */
+  private readonly ops: LogOpSink = {
+    snapshot: (group, meta) => this.applySnapshot(this.group(group), meta),
+    truncate: (group, from) => {
+      const g = this.group(group);
+      this.emit(RecordType.Truncation, g.id, 0, from, noBytes);
+      g.index.truncateFrom(from, this.drop);
+    },
+    entries: (group, entries, skip) => this.applyEntries(this.group(group), entries, skip),
+    hardState: (group, hs) => this.applyHardState(this.group(group), hs),
+    compact: (group, index) => this.applyCompact(this.group(group), index),
+  };
 
   private applySnapshot(g: GroupState, meta: SnapshotMeta): void {
     const payload = encodeConfState(meta.conf);
     const at = this.emit(RecordType.SnapshotMarker, g.id, meta.term, meta.index, payload);
     if (g.index.lastIndex > meta.index) {
-      this.emit(RecordType.Truncation, g.id, 0, meta.index + 1, new Uint8Array(0));
+      this.emit(RecordType.Truncation, g.id, 0, meta.index + 1, noBytes);
       g.index.truncateFrom(meta.index + 1, this.drop);
     }
     g.index.compactTo(meta.index, meta.term, this.drop);
@@ -454,44 +434,43 @@ export class SegmentedLog implements LogStore {
     this.dropLoc(g.compactionAt);
     g.compactionAt = undefined;
     g.snapshot = meta;
-    g.snapshotAt = this.live(g, at);
-    g.cache.restart(meta.index + 1);
+    g.snapshotAt = this.live(at);
   }
 
-  private applyEntries(g: GroupState, entries: readonly Entry[]): void {
+  private applyEntries(g: GroupState, entries: readonly Entry[], skip: number): void {
     // Live bytes are counted per run of entries in one segment, not per entry (hot path).
-    let runSegment = this.tailSeq;
+    let run = this.tail;
     let runBytes = 0;
-    for (const e of entries) {
+    const index = g.index;
+    for (let k = skip; k < entries.length; k++) {
+      const e = entries[k]!;
       const offset = this.place(e.type, g.id, e.term, e.index, e.data);
       const bytes = recordHeaderBytes + e.data.length;
-      g.index.append(e.index, this.tailSeq, offset, bytes, e.term);
-      if (this.tailSeq !== runSegment && runBytes > 0) {
-        this.segments.addLive(runSegment, runBytes, g.id);
+      if (this.tail !== run) {
+        if (runBytes > 0) this.segments.addLiveTo(run, runBytes);
+        run = this.tail;
         runBytes = 0;
       }
-      runSegment = this.tailSeq;
+      index.append(e.index, this.tailSeq, offset, bytes, e.term);
       runBytes += bytes;
-      this.cache.add(g.cache, e, this.enqueuedLsn);
     }
-    if (runBytes > 0) this.segments.addLive(runSegment, runBytes, g.id);
+    if (runBytes > 0) this.segments.addLiveTo(run, runBytes);
   }
 
   private applyHardState(g: GroupState, hs: HardState): void {
     const at = this.emit(RecordType.HardState, g.id, hs.term, hs.commit, encodeVote(hs.vote));
     this.dropLoc(g.hardStateAt);
     g.hardState = { term: hs.term, vote: hs.vote, commit: hs.commit };
-    g.hardStateAt = this.live(g, at);
+    g.hardStateAt = this.live(at);
   }
 
   private applyCompact(g: GroupState, index: number): void {
     const term = g.index.term(index);
     assert(term !== undefined, 'a compaction point has a known term');
-    const at = this.emit(RecordType.CompactionPoint, g.id, term, index, new Uint8Array(0));
+    const at = this.emit(RecordType.CompactionPoint, g.id, term, index, noBytes);
     this.dropLoc(g.compactionAt);
-    g.compactionAt = this.live(g, at);
+    g.compactionAt = this.live(at);
     g.index.compactTo(index, term, this.drop);
-    g.cache.dropThrough(index);
   }
 
   private readonly drop = (segment: number, bytes: number): void => {
@@ -502,8 +481,8 @@ export class SegmentedLog implements LogStore {
     if (at !== undefined) this.drop(at.segment, at.bytes);
   }
 
-  private live(g: GroupState, at: RecordLoc): RecordLoc {
-    this.segments.addLive(at.segment, at.bytes, g.id);
+  private live(at: RecordLoc): RecordLoc {
+    this.segments.addLive(at.segment, at.bytes);
     return at;
   }
 
@@ -548,25 +527,26 @@ export class SegmentedLog implements LogStore {
   }
 
   private startChunk(): Chunk {
-    const chunk: Chunk = {
-      segment: this.tailSeq,
-      offset: this.tailOffset,
-      bytes: 0,
-      records: [],
-      endLsn: this.enqueuedLsn,
-      relocations: [],
-    };
+    const hint = this.chunkBytesHint;
+    const chunk = this.cache.start(this.tailSeq, this.tailOffset, this.enqueuedLsn, hint);
     this.pending.push(chunk);
     this.openChunk = chunk;
     return chunk;
   }
 
   private queue(chunk: Chunk, record: RecordInput, bytes: number): void {
-    chunk.records.push(record);
-    chunk.bytes += bytes;
+    chunk.stage(record, bytes);
     this.tailOffset += bytes;
     this.enqueuedLsn += bytes;
-    chunk.endLsn = this.enqueuedLsn;
+    assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
+  }
+
+  /**
+   * Frames the records placed in the open chunk; every call that places records ends with it,
+   * so that outside such a call every placed record is framed (and readable from its chunk).
+   */
+  private sealOpen(): void {
+    this.openChunk?.seal();
   }
 
   /** Ends the open chunk with its LogWriteEnd record; no record joins it afterwards. */
@@ -577,11 +557,12 @@ export class SegmentedLog implements LogStore {
     const end: RecordInput = {
       type: RecordType.LogWriteEnd,
       group: 0,
-      term: chunk.records.length,
+      term: chunk.records,
       index: chunk.bytes,
-      payload: new Uint8Array(0),
+      payload: noBytes,
     };
     this.queue(chunk, end, recordHeaderBytes);
+    chunk.seal();
   }
 
   private rotate(): void {
@@ -590,6 +571,7 @@ export class SegmentedLog implements LogStore {
     this.tailSeq++;
     const next =
       this.segments.find(this.tailSeq) ?? this.segments.declare(this.tailSeq, this.segmentBytes);
+    this.tail = next;
     this.tailOffset = segmentHeaderBytes;
     this.tailCapacity = next.capacity;
     assert(next.capacity > segmentHeaderBytes, 'a segment has room for records');
@@ -620,6 +602,9 @@ export class SegmentedLog implements LogStore {
         if (this.pending[0] === this.openChunk) this.closeChunk();
         await this.flushChunk(this.pending.shift()!);
         await this.cleaner.clean(!this.closing);
+        // The cleaner's copies: no read reaches them before they are written (the index
+        // moves to a copy only then), so framing them here, after the await, is in time.
+        this.sealOpen();
       }
     } catch (err) {
       this.fail(err);
@@ -630,28 +615,16 @@ export class SegmentedLog implements LogStore {
   private async flushChunk(chunk: Chunk): Promise<void> {
     const file = await this.segments.ready(chunk.segment);
     this.prepareNext(chunk.segment + 1);
-    const data = this.encode(chunk.records);
-    assert(data.length === chunk.bytes, 'a chunk encodes to the bytes it reserved');
-    await file.write(data, chunk.offset);
+    await file.write(chunk.data(), chunk.offset);
     this.writtenLsn = chunk.endLsn;
     if (chunk.relocations.length > 0) this.cleaner.applyRelocations(chunk.relocations);
-    this.cache.evict(this.writtenLsn);
+    this.cache.written(chunk);
     await file.datasync();
     this.flushes++;
     this.syncedLsn = chunk.endLsn;
     while (this.waiters.length > 0 && this.waiters[0]!.lsn <= this.syncedLsn) {
       this.waiters.shift()!.resolve();
     }
-  }
-
-  /** Encodes a chunk with one kernel call and copies it out of kernel memory. */
-  private encode(records: RecordInput[]): Uint8Array {
-    const encoded = encodeRecords(records);
-    if (this.writeBuf.length < encoded.length) {
-      this.writeBuf = new Uint8Array(Math.max(encoded.length, this.writeBuf.length * 2));
-    }
-    this.writeBuf.set(encoded);
-    return this.writeBuf.subarray(0, encoded.length);
   }
 
   private prepareNext(seq: number): void {
@@ -691,28 +664,58 @@ export class SegmentedLog implements LogStore {
         this.openChunk!.relocations.push({ ...relocation, to });
         return to;
       },
-      readEntries: (g, from, to, budget, out) => {
-        const cached = g.cache.get(from);
-        if (cached === undefined) return this.readEntries(g, from, to, budget, true, out);
-        out.push(cached);
-        return 1;
+      readEntries: (g, from, to, budget, out) => this.readInto(g, from, to, budget, out),
+      groupsLiveIn: (seq) => {
+        const ids: GroupId[] = [];
+        for (const g of this.groupsById.values()) {
+          const records = [g.hardStateAt, g.snapshotAt, g.compactionAt];
+          if (g.index.hasEntriesIn(seq) || records.some((at) => at?.segment === seq)) {
+            ids.push(g.id);
+          }
+        }
+        return ids;
       },
-      moveLive: (g, from, to) => {
-        this.live(g, to);
+      moveLive: (from, to) => {
+        this.live(to);
         this.drop(from.segment, from.bytes);
       },
     };
   }
 
-  private readEntries(
-    g: GroupState,
-    from: number,
-    to: number,
-    budget: number,
-    atLeastOne: boolean,
-    out: Entry[],
-  ): number {
-    return readEntryBlock(this.files, g, { from, to, budget, atLeastOne }, out);
+  /**
+   * Appends entries lo..hi-1 of a group to `out` (empty: at least one is read) while their
+   * records fit in `maxBytes`; returns how many. Entries in the held chunks come from memory,
+   * the others from their segment, read in blocks and verified.
+   */
+  private readInto(g: GroupState, lo: number, hi: number, maxBytes: number, out: Entry[]): number {
+    const index = g.index;
+    let bytes = 0;
+    let i = lo;
+    while (i < hi) {
+      const segment = index.segment(i);
+      const offset = index.offset(i);
+      if (this.cache.covers(segment, offset)) {
+        const length = index.length(i);
+        bytes += length;
+        if (out.length > 0 && bytes > maxBytes) break;
+        out.push(this.cache.entry(segment, offset, length, i, index.term(i)!));
+        i++;
+        continue;
+      }
+      // The block to read ends at the first held entry, or once past the budget.
+      let to = i + 1;
+      for (let ahead = index.length(i); to < hi && ahead <= maxBytes - bytes; to++) {
+        if (this.cache.covers(index.segment(to), index.offset(to))) break;
+        ahead += index.length(to);
+      }
+      const before = out.length;
+      const range = { from: i, to, budget: maxBytes - bytes, atLeastOne: out.length === 0 };
+      const count = readEntryBlock(this.files, g, range, out);
+      if (count === 0) break;
+      for (let k = before; k < out.length; k++) bytes += recordHeaderBytes + out[k]!.data.length;
+      i += count;
+    }
+    return i - lo;
   }
 
   private readonly files: SegmentFiles = {
@@ -731,6 +734,8 @@ export class SegmentedLog implements LogStore {
   }
 
   private group(group: GroupId): GroupState {
+    const writing = this.writing;
+    if (writing !== undefined && writing.id === group) return writing;
     assert(Number.isInteger(group) && group >= 0 && group <= 0xffffffff, 'a group id is a u32');
     let g = this.groupsById.get(group);
     if (g === undefined) {
@@ -740,13 +745,12 @@ export class SegmentedLog implements LogStore {
     return g;
   }
 
-  /** Rebuilds the segments' live bytes from the recovered groups; their caches start empty. */
+  /** Rebuilds the segments' live bytes from the recovered groups. */
   private countLive(): void {
     for (const g of this.groupsById.values()) {
-      g.cache.restart(g.index.lastIndex + 1);
-      g.index.bytesBySegment((seq, bytes) => this.segments.addLive(seq, bytes, g.id));
+      g.index.bytesBySegment((seq, bytes) => this.segments.addLive(seq, bytes));
       for (const at of [g.hardStateAt, g.snapshotAt, g.compactionAt]) {
-        if (at !== undefined) this.live(g, at);
+        if (at !== undefined) this.live(at);
       }
     }
   }

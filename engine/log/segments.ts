@@ -19,8 +19,12 @@ export class Segment {
   file: LogFile | undefined;
   /** Bytes of live records (needed to rebuild some group's state). */
   live = 0;
-  /** Groups that have (or had) live records here; pruned when the cleaner visits. */
-  readonly groups = new Set<GroupId>();
+  /**
+   * Groups that may have live records here, found by the cleaner when it first cleans the
+   * segment (records are only ever added to the tail, which the cleaner never cleans, so the
+   * set cannot miss a later one), then pruned as it visits them.
+   */
+  groups: Set<GroupId> | undefined;
   /** Log position at which the last live record here died: deletable once that is durable. */
   deadLsn = 0;
   /** Log position just past the last record allocated here (set when the tail moves on). */
@@ -90,11 +94,14 @@ export class SegmentTable {
     return this.liveTotal;
   }
 
-  /** Records `bytes` of live records of `group` in segment `seq`. */
-  addLive(seq: number, bytes: number, group: GroupId): void {
-    const segment = this.get(seq);
+  /** Records `bytes` of live records in segment `seq`. */
+  addLive(seq: number, bytes: number): void {
+    this.addLiveTo(this.get(seq), bytes);
+  }
+
+  /** Records `bytes` of live records in `segment` (one of this table's). */
+  addLiveTo(segment: Segment, bytes: number): void {
     segment.live += bytes;
-    segment.groups.add(group);
     this.liveTotal += bytes;
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SegmentedLog } from '../../../engine/log/segmented-log.js';
+import type { Entry } from '../../../engine/raft/types.js';
 import { FaultFs } from '../../support/fault-fs.js';
 import { allEntries, ents, summary } from './helpers.js';
 
@@ -47,6 +48,37 @@ describe('the read cache', () => {
     await log.append([{ group: 2, entries: ents(2, 1, 1, 1, 10) }]);
     expect(log.stats().cachedBytes).toBe(0);
     expect(summary(allEntries(log, 1))).toEqual(summary(ents(1, 1, 50, 1, 100)));
+    await log.close();
+  });
+});
+
+describe('entries served from memory', () => {
+  it('keep their bytes after their chunk is evicted and chunk buffers are reused', async () => {
+    const fs = new FaultFs({ seed: 14 });
+    const log = await SegmentedLog.open({
+      dir: '/log',
+      fs,
+      segmentBytes: 256 * 1024,
+      cacheBytesMax: 8 * 1024,
+    });
+    const held: { group: number; entry: Entry }[] = [];
+    for (let i = 1; i <= 300; i++) {
+      const group = 1 + (i % 2);
+      const index = Math.ceil(i / 2);
+      const written = log.append([{ group, entries: ents(group, index, index, 1, 200) }]);
+      // Read while the entry is only in memory (not yet written), and keep what was read.
+      if (i % 7 === 0) {
+        for (const entry of log.entries(group, index, index + 1, Number.MAX_VALUE)) {
+          held.push({ group, entry });
+        }
+      }
+      await written;
+    }
+    expect(held.length).toBe(42);
+    expect(log.stats().cachedBytes).toBeLessThanOrEqual(8 * 1024);
+    for (const { group, entry } of held) {
+      expect(summary([entry])).toEqual(summary(ents(group, entry.index, entry.index, 1, 200)));
+    }
     await log.close();
   });
 });

@@ -1,0 +1,222 @@
+/**
+ * The log's write chunks and its read cache, which are the same bytes.
+ *
+ * A chunk is the records of one write (one `write` + one fdatasync). Records are framed (CRC
+ * included) into the chunk's buffer when they are appended, not when the chunk is flushed: the
+ * flusher writes the buffer as it is, and the caller's entry objects are not kept (holding on
+ * to hundreds of thousands of small objects made the garbage collector the append path's main
+ * cost). Once written, a chunk stays in memory as the read cache of the newest part of the log:
+ * chunks are held in log order and only the oldest is ever evicted, so the cached bytes are
+ * always a suffix of the log, every position from the oldest held chunk's start onwards.
+ *
+ * Memory: written chunks are evicted, oldest first, while their buffers (plus a fixed allowance
+ * per chunk) exceed the cache's byte bound; chunks not yet written stay whatever the bound (the
+ * log's append queue bounds them). A buffer grows by doubling, so it holds at most twice its
+ * records' bytes, and every byte of it is counted.
+ *
+ * Entries read from a chunk share its buffer (their `data` is a view), as entries read from disk
+ * share their block's buffer, so a buffer's bytes never change once framed. The buffer of an
+ * evicted chunk nobody read from is reused for a new chunk (allocating and zeroing a fresh one
+ * for every write cost as much as framing its records); at most `spareBuffersMax` buffers of at
+ * most `spareBufferBytesMax` wait for reuse.
+ */
+import {
+  encodeRecords,
+  headerTypeOffset,
+  type RecordInput,
+  recordHeaderBytes,
+  recordIndex,
+} from '../../wasm/index.js';
+import { assert } from '../assert.js';
+import type { Entry, EntryType } from '../raft/types.js';
+import type { Relocation } from './cleaner.js';
+
+/** Memory of a chunk besides its buffer (the object, its arrays), counted against the bound. */
+const chunkOverheadBytes = 256;
+/** Smallest buffer a chunk starts with. */
+const chunkBufferBytesMin = 256;
+/** Buffers of evicted chunks kept for reuse. */
+const spareBuffersMax = 4;
+/** Largest buffer kept for reuse. */
+const spareBufferBytesMax = 1024 * 1024;
+
+/**
+ * The records of one write, all in one segment. Records are placed (given their offset) one by
+ * one, then framed together by `seal` with one kernel call.
+ */
+export class Chunk {
+  /** Framed records: [0, sealed) final, the rest of the buffer free. */
+  buf: Uint8Array;
+  /** Bytes framed into `buf`. Invariant: sealed <= bytes. */
+  sealed = 0;
+  /** Bytes of every record placed (framed or staged). */
+  bytes = 0;
+  /** Records placed. */
+  records = 0;
+  /** Log position just past the chunk. */
+  endLsn: number;
+  /** Records rewritten forward by the cleaner: their new place, applied once written. */
+  readonly relocations: Relocation[] = [];
+  /** Whether the chunk's bytes are on disk (not necessarily durable yet). */
+  written = false;
+  /** Whether an entry read from the chunk (a view into its buffer) was handed out. */
+  exposed = false;
+  /** Records placed but not yet framed. */
+  private staged: RecordInput[] = [];
+
+  constructor(
+    /** Segment the chunk is written to. */
+    readonly segment: number,
+    /** Offset of its first record in the segment. */
+    readonly offset: number,
+    startLsn: number,
+    buf: Uint8Array,
+  ) {
+    this.endLsn = startLsn;
+    this.buf = buf;
+  }
+
+  /** Memory the chunk holds, as counted against the cache bound. */
+  get memoryBytes(): number {
+    return this.buf.byteLength + chunkOverheadBytes;
+  }
+
+  /** Places a record of `bytes` bytes after the others; `seal` frames it. */
+  stage(record: RecordInput, bytes: number): void {
+    this.staged.push(record);
+    this.bytes += bytes;
+    this.records++;
+    this.endLsn += bytes;
+  }
+
+  /**
+   * Frames the staged records into the buffer with one kernel call. The kernel's output lives in
+   * kernel memory until the next kernel call, so it is copied out at once.
+   */
+  seal(): void {
+    const staged = this.staged;
+    if (staged.length === 0) return;
+    this.staged = [];
+    if (this.buf.length < this.bytes) {
+      const grown = new Uint8Array(Math.max(this.bytes, 2 * this.buf.length));
+      grown.set(this.buf.subarray(0, this.sealed));
+      this.buf = grown;
+    }
+    const framed = encodeRecords(staged);
+    assert(framed.length === this.bytes - this.sealed, 'records frame to the bytes they placed');
+    this.buf.set(framed, this.sealed);
+    this.sealed = this.bytes;
+  }
+
+  /** The framed bytes, to be written at `offset`. */
+  data(): Uint8Array {
+    assert(this.sealed === this.bytes, 'a chunk is sealed before it is written');
+    return this.buf.subarray(0, this.bytes);
+  }
+}
+
+/** The chunks not yet evicted, oldest first; see the module comment. */
+export class ChunkCache {
+  // chunks[head..] are held, in log order. Invariant: the written ones come first.
+  private chunks: (Chunk | undefined)[] = [];
+  private head = 0;
+  /** Memory of the written chunks held (the part the bound applies to). */
+  private writtenBytes = 0;
+  /** Where the last lookup found its chunk: reads mostly go forward from there. */
+  private hint = 0;
+  /** Buffers of evicted chunks never read from, for reuse. */
+  private readonly spare: Uint8Array[] = [];
+
+  constructor(private readonly bytesMax: number) {}
+
+  /** Memory of every chunk held, written or not. */
+  get cachedBytes(): number {
+    let bytes = 0;
+    for (let k = this.head; k < this.chunks.length; k++) bytes += this.chunks[k]!.memoryBytes;
+    return bytes;
+  }
+
+  /** Starts and holds a new chunk, the newest of the log, with room for `bytes` of records. */
+  start(segment: number, offset: number, startLsn: number, bytes: number): Chunk {
+    const spare = this.spare[this.spare.length - 1];
+    const reuse = spare !== undefined && spare.length >= bytes;
+    if (reuse) this.spare.pop();
+    const buf = reuse ? spare : new Uint8Array(Math.max(chunkBufferBytesMin, bytes));
+    const chunk = new Chunk(segment, offset, startLsn, buf);
+    this.chunks.push(chunk);
+    return chunk;
+  }
+
+  /** Whether the record at `offset` of `segment` is held in memory. */
+  covers(segment: number, offset: number): boolean {
+    const first = this.chunks[this.head];
+    if (first === undefined) return false;
+    return segment > first.segment || (segment === first.segment && offset >= first.offset);
+  }
+
+  /**
+   * Entry `index` (of term `term`), whose record of `bytes` bytes lies at `offset` of `segment`
+   * and is held here (`covers` says so). Its data is a view into the chunk's buffer.
+   */
+  entry(segment: number, offset: number, bytes: number, index: number, term: number): Entry {
+    const chunk = this.find(segment, offset);
+    const at = offset - chunk.offset;
+    assert(at + bytes <= chunk.sealed, 'a cached record is framed');
+    assert(recordIndex(chunk.buf, at) === index, 'a cached record is the entry the index names');
+    const type = chunk.buf[at + headerTypeOffset]! as EntryType;
+    chunk.exposed = true;
+    return { term, index, type, data: chunk.buf.subarray(at + recordHeaderBytes, at + bytes) };
+  }
+
+  /** Marks `chunk` (the oldest not yet written) written, then evicts down to the bound. */
+  written(chunk: Chunk): void {
+    chunk.written = true;
+    this.writtenBytes += chunk.memoryBytes;
+    while (this.writtenBytes > this.bytesMax && this.head < this.chunks.length) {
+      const oldest = this.chunks[this.head]!;
+      if (!oldest.written) break;
+      this.chunks[this.head++] = undefined;
+      this.writtenBytes -= oldest.memoryBytes;
+      this.recycle(oldest);
+    }
+    if (this.head > 64 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.hint = Math.max(0, this.hint - this.head);
+      this.head = 0;
+    }
+  }
+
+  private recycle(chunk: Chunk): void {
+    const fits = chunk.buf.length <= spareBufferBytesMax && this.spare.length < spareBuffersMax;
+    if (!chunk.exposed && fits) this.spare.push(chunk.buf);
+  }
+
+  /** The held chunk containing position (segment, offset). */
+  private find(segment: number, offset: number): Chunk {
+    const chunks = this.chunks;
+    let k = Math.max(this.hint, this.head);
+    if (k >= chunks.length || !startsAtOrBefore(chunks[k]!, segment, offset)) k = this.head;
+    // Forward from the hint while the next chunk still starts at or before the position.
+    for (let steps = 0; steps < 4; steps++) {
+      const next = chunks[k + 1];
+      if (next === undefined || !startsAtOrBefore(next, segment, offset)) {
+        this.hint = k;
+        return chunks[k]!;
+      }
+      k++;
+    }
+    let lo = k;
+    let hi = chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (startsAtOrBefore(chunks[mid]!, segment, offset)) lo = mid;
+      else hi = mid - 1;
+    }
+    this.hint = lo;
+    return chunks[lo]!;
+  }
+}
+
+function startsAtOrBefore(chunk: Chunk, segment: number, offset: number): boolean {
+  return chunk.segment < segment || (chunk.segment === segment && chunk.offset <= offset);
+}

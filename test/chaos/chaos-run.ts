@@ -1,0 +1,274 @@
+/**
+ * A chaos run against real processes (issue 7, item 5): 3–5 `flotilla serve` nodes on loopback,
+ * a client load through `Flotilla.connect`, and a fault loop driven by one seeded random source
+ * that SIGKILLs nodes and restarts them after a random delay, or freezes them with SIGSTOP for a
+ * random time (a one-node partition), never taking down more than a minority at once. Then it
+ * heals, waits until every shard has a leader that accepts a write, stops the load and checks:
+ *
+ * (a) the history is linearizable (`checkHistory`; checker timeouts are reported apart),
+ * (b) no acknowledged write is lost (keys with a single writer read back the last acknowledged
+ *     put's value, or that of a later put with unknown outcome),
+ * (c) every replica converged: the nodes stop cleanly with SIGTERM, each node's state directory
+ *     is reopened offline with KvState, and for every shard all replicas must have the same
+ *     applied index and the same `checksum(shard)`.
+ *
+ * The seed fixes the faults (which node, which fault, every delay) and each client's operation
+ * choices; process scheduling still varies between runs, so a seed narrows a failure down
+ * rather than replaying it exactly.
+ */
+import { writeFileSync } from 'node:fs';
+import { SeededRandom } from '../../engine/random.js';
+import type { RemoteStore } from '../../shards/client/remote.js';
+import { Flotilla } from '../../shards/index.js';
+import { formatHistory, type Json } from '../support/history.js';
+import { checkHistory, formatFailure } from '../support/linearizability.js';
+import { ChaosCluster, type ReplicaState } from './chaos-cluster.js';
+import { clientLoop, HistoryRecorder, lostWrites, ownKeys } from './chaos-load.js';
+
+/** What to run. */
+export interface ChaosOptions {
+  /** dist/bin/flotilla.js. */
+  cli: string;
+  /** How long the fault loop runs at least. */
+  durationMs: number;
+  /** Kill/restart cycles the fault loop completes at least (default 0): it runs on until then. */
+  cyclesMin?: number;
+  nodes: number;
+  seed: number;
+  shards?: number;
+  clients?: number;
+  /** Where to write the history as JSON lines. */
+  historyFile?: string;
+  /** Slowest fault: kills last up to this long, freezes up to half of it. */
+  faultMsMax?: number;
+  /** Progress lines. */
+  log?: (line: string) => void;
+}
+
+/** The outcome of a run. */
+export interface ChaosSummary {
+  seed: number;
+  nodes: number;
+  kills: number;
+  freezes: number;
+  ops: number;
+  acked: number;
+  unknown: number;
+  errors: number;
+  codes: Record<string, number>;
+  linearizable: boolean;
+  checkerTimeouts: number;
+  failures: string[];
+  ownKeysChecked: number;
+  lostWrites: string[];
+  shardsConverged: number;
+  divergence: string[];
+  uncleanStops: number[];
+  ok: boolean;
+}
+
+/** Client deadline per call: longer than a kill plus an election. */
+const clientTimeoutMs = 15_000;
+/** How long the healed cluster has to give every shard a leader that accepts a write. */
+const healMs = 60_000;
+/** Idle time after the load stops so that followers learn the last commit index. */
+const settleMs = 1_500;
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Runs one chaos run; never throws for a failed check (see `ok`), only for a broken setup. */
+export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
+  const log = options.log ?? (() => {});
+  const shards = options.shards ?? 4;
+  const clientCount = options.clients ?? 4;
+  const cluster = await ChaosCluster.start(options.cli, options.nodes, shards);
+  log(`cluster of ${options.nodes} nodes in ${cluster.root}, seed ${options.seed}`);
+  const connect = () =>
+    Flotilla.connect(cluster.endpoints, {
+      secret: cluster.secret,
+      clusterId: cluster.clusterId,
+      timeoutMs: clientTimeoutMs,
+    });
+  const dbs: RemoteStore[] = [];
+  let passed = false;
+  let stopped = false;
+  let load: Promise<unknown> = Promise.resolve();
+  try {
+    for (let c = 0; c < clientCount; c++) dbs.push(await connect());
+    const recorder = new HistoryRecorder();
+    load = Promise.all(
+      dbs.map((db, c) => clientLoop(db, c, options.seed * 31 + c + 1, recorder, () => stopped)),
+    );
+    const faults = await faultLoop(cluster, options, log);
+    log(`healed after ${faults.kills} kills and ${faults.freezes} freezes; waiting for leaders`);
+    await awaitWritable(dbs[0]!);
+    stopped = true;
+    await load;
+    const summary = await checkRun(cluster, dbs[0]!, recorder, options, log);
+    const result = { ...summary, ...faults };
+    passed = result.ok;
+    return result;
+  } finally {
+    // After a broken setup the load must end before its clients close under it.
+    stopped = true;
+    await load.catch((err: unknown) => log(`client load failed: ${String(err)}`));
+    for (const db of dbs) await db.close();
+    if (!passed) log(`node output:\n${cluster.tails()}`);
+    await cluster.destroy(!passed);
+    if (!passed) log(`data kept in ${cluster.root}`);
+  }
+}
+
+/**
+ * The fault loop: a minority of "fault slots", each repeatedly picking a running node and either
+ * killing it (restart after a random delay) or freezing it (continue after a random delay).
+ * Every random choice comes from the one seeded source, in the order the slots make them.
+ */
+async function faultLoop(
+  cluster: ChaosCluster,
+  options: ChaosOptions,
+  log: (line: string) => void,
+): Promise<{ kills: number; freezes: number }> {
+  const random = new SeededRandom(options.seed);
+  const slots = Math.floor((options.nodes - 1) / 2);
+  const faultMsMax = options.faultMsMax ?? 3_000;
+  const end = Date.now() + options.durationMs;
+  const counts = { kills: 0, freezes: 0 };
+  const cyclesMin = options.cyclesMin ?? 0;
+  const done = () => Date.now() >= end && counts.kills >= cyclesMin;
+  const slot = async () => {
+    while (!done()) {
+      await sleep(200 + random.intBelow(faultMsMax / 2));
+      // Each slot has at most one node down, and there are only a minority of slots.
+      const up = cluster.inState('up');
+      if (done()) break;
+      const victim = up[random.intBelow(up.length)]!;
+      // Past the duration only kills are still owed.
+      if (Date.now() >= end || random.chance(0.6)) {
+        await cluster.kill(victim);
+        const downMs = 100 + random.intBelow(faultMsMax);
+        log(`kill node ${victim} for ${downMs} ms`);
+        await sleep(downMs);
+        await cluster.restart(victim);
+        counts.kills++;
+      } else {
+        cluster.freeze(victim);
+        const frozenMs = 100 + random.intBelow(faultMsMax / 2);
+        log(`freeze node ${victim} for ${frozenMs} ms`);
+        await sleep(frozenMs);
+        cluster.thaw(victim);
+        counts.freezes++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: slots }, slot));
+  return counts;
+}
+
+/** Waits until a write to every shard succeeds (each shard has a leader that commits). */
+async function awaitWritable(db: RemoteStore): Promise<void> {
+  const deadline = Date.now() + healMs;
+  const pending = new Set(db.shardMap().shards.map((s) => s.id));
+  for (let i = 0; pending.size > 0; i++) {
+    const key = `heal-${i}`;
+    const shard = db.shardOf(key);
+    if (!pending.has(shard)) continue;
+    for (;;) {
+      try {
+        await db.put(key, i);
+        pending.delete(shard);
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await sleep(100);
+      }
+    }
+  }
+}
+
+/** The checks after the load stopped: history, lost writes, replica convergence. */
+async function checkRun(
+  cluster: ChaosCluster,
+  db: RemoteStore,
+  recorder: HistoryRecorder,
+  options: ChaosOptions,
+  log: (line: string) => void,
+): Promise<Omit<ChaosSummary, 'kills' | 'freezes'>> {
+  const finals = new Map<string, Json | undefined>();
+  for (const key of ownKeys(options.clients ?? 4)) {
+    const output = await recorder.record('final', { op: 'get', key }, async () => {
+      const entry = await db.getEntry(key);
+      return entry === undefined ? {} : { value: entry.value as Json, version: entry.version };
+    });
+    if (output.error !== undefined) throw new Error(`final read of ${key} failed: ${output.error}`);
+    finals.set(key, output.value);
+  }
+  const ops = recorder.ops;
+  if (options.historyFile !== undefined) writeFileSync(options.historyFile, formatHistory(ops));
+  log(`checking a history of ${ops.length} operations`);
+  const verdict = checkHistory(ops);
+  const lost = lostWrites(ops, finals);
+  const replicas = new Map(db.shardMap().shards.map((s) => [s.id, [...s.replicas]]));
+  await sleep(settleMs);
+  const uncleanStops = await cluster.stopAll();
+  const states = await cluster.readReplicas(replicas);
+  const divergence = divergedShards(states);
+  const counts = recorder.counts;
+  const failures = verdict.failures.map(formatFailure);
+  const ok =
+    verdict.ok && lost.lost.length === 0 && divergence.length === 0 && uncleanStops.length === 0;
+  return {
+    seed: options.seed,
+    nodes: options.nodes,
+    ops: counts.ops,
+    acked: counts.acked,
+    unknown: counts.unknown,
+    errors: counts.errors,
+    codes: Object.fromEntries(counts.codes),
+    linearizable: verdict.failures.length === 0,
+    checkerTimeouts: verdict.timedOut.length,
+    failures,
+    ownKeysChecked: lost.checked,
+    lostWrites: lost.lost,
+    shardsConverged: states.size - divergence.length,
+    divergence,
+    uncleanStops,
+    ok,
+  };
+}
+
+/** Shards whose replicas differ in applied index or checksum, described. */
+function divergedShards(states: Map<number, ReplicaState[]>): string[] {
+  const diverged: string[] = [];
+  for (const [shard, replicas] of states) {
+    const first = replicas[0]!;
+    const same = replicas.every(
+      (r) => r.applied === first.applied && r.checksum === first.checksum,
+    );
+    if (same && replicas.length === 3) continue;
+    const each = replicas.map((r) => `node ${r.node} applied ${r.applied} sum ${r.checksum}`);
+    diverged.push(`shard ${shard}: ${each.join('; ')}`);
+  }
+  return diverged;
+}
+
+/** The summary as printed lines. */
+export function formatSummary(s: ChaosSummary): string[] {
+  const codes = Object.entries(s.codes).map(([code, n]) => `${code} ${n}`);
+  const lines = [
+    `seed ${s.seed}, ${s.nodes} nodes: ${s.kills} kill/restart cycles, ${s.freezes} freezes`,
+    `ops ${s.ops}: acked ${s.acked}, unknown ${s.unknown}, errors ${s.errors}` +
+      (codes.length > 0 ? ` (${codes.join(', ')})` : ''),
+    `linearizable: ${s.linearizable ? 'yes' : 'NO'}` +
+      (s.checkerTimeouts > 0 ? ` (checker timed out on ${s.checkerTimeouts} partitions)` : ''),
+    `acknowledged writes lost: ${s.lostWrites.length} of ${s.ownKeysChecked} keys checked`,
+    `replicas converged: ${s.shardsConverged} shards` +
+      (s.divergence.length > 0 ? `, ${s.divergence.length} DIVERGED` : ''),
+  ];
+  if (s.uncleanStops.length > 0) lines.push(`unclean stops: nodes ${s.uncleanStops.join(', ')}`);
+  lines.push(...s.failures, ...s.lostWrites, ...s.divergence);
+  lines.push(s.ok ? 'PASS' : 'FAIL');
+  return lines;
+}

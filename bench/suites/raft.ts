@@ -17,19 +17,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import {
-  raftCommittedBytesPerReadyMax,
-  raftElectionTicks,
-  raftHeartbeatTicks,
-  raftInflightBytesMax,
-  raftInflightMsgsMax,
-  raftLeaseMarginTicks,
-  raftMessagesQueuedMax,
-  raftMsgBytesMax,
-  raftProposalRangesMax,
-  raftReadsPendingMax,
-  raftUncommittedBytesMax,
-} from '../../engine/limits.js';
+import { defaultRaftTunables } from '../../engine/host.js';
 import { RaftNode } from '../../engine/raft/raft-node.js';
 import type { RaftConfig, Ready } from '../../engine/raft/ready.js';
 import { MemoryRaftStorage } from '../../engine/raft/storage.js';
@@ -53,25 +41,7 @@ const payload = new Uint8Array(16);
 const retainedEntries = 1 << 16;
 
 function config(id: number, group: number, random: RandomSource): RaftConfig {
-  return {
-    id,
-    group,
-    electionTicks: raftElectionTicks,
-    heartbeatTicks: raftHeartbeatTicks,
-    random,
-    preVote: true,
-    checkQuorum: true,
-    inflightMsgsMax: raftInflightMsgsMax,
-    inflightBytesMax: raftInflightBytesMax,
-    msgBytesMax: raftMsgBytesMax,
-    uncommittedBytesMax: raftUncommittedBytesMax,
-    committedBytesPerReadyMax: raftCommittedBytesPerReadyMax,
-    readsPendingMax: raftReadsPendingMax,
-    messagesQueuedMax: raftMessagesQueuedMax,
-    proposalRangesMax: raftProposalRangesMax,
-    readOnlyOption: 'safe',
-    leaseMarginTicks: raftLeaseMarginTicks,
-  };
+  return { ...defaultRaftTunables(), id, group, random };
 }
 
 function voters(n: number): ConfState {

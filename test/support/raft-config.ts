@@ -2,19 +2,7 @@
  * RaftConfig for tests, the simulator and benchmarks: the engine's limits (engine/limits.ts),
  * test-sized where a test needs to hit a bound, and a seeded random source.
  */
-import {
-  raftCommittedBytesPerReadyMax,
-  raftElectionTicks,
-  raftHeartbeatTicks,
-  raftInflightBytesMax,
-  raftInflightMsgsMax,
-  raftLeaseMarginTicks,
-  raftMessagesQueuedMax,
-  raftMsgBytesMax,
-  raftProposalRangesMax,
-  raftReadsPendingMax,
-  raftUncommittedBytesMax,
-} from '../../engine/limits.js';
+import { defaultRaftTunables } from '../../engine/host.js';
 import type { RaftConfig } from '../../engine/raft/ready.js';
 import { SeededRandom } from '../../engine/random.js';
 
@@ -25,23 +13,10 @@ export function raftTestConfig(
   overrides: Partial<RaftConfig> = {},
 ): RaftConfig {
   return {
+    ...defaultRaftTunables(),
     id,
     group,
-    electionTicks: raftElectionTicks,
-    heartbeatTicks: raftHeartbeatTicks,
     random: new SeededRandom(id * 7919 + group),
-    preVote: true,
-    checkQuorum: true,
-    inflightMsgsMax: raftInflightMsgsMax,
-    inflightBytesMax: raftInflightBytesMax,
-    msgBytesMax: raftMsgBytesMax,
-    uncommittedBytesMax: raftUncommittedBytesMax,
-    committedBytesPerReadyMax: raftCommittedBytesPerReadyMax,
-    readsPendingMax: raftReadsPendingMax,
-    messagesQueuedMax: raftMessagesQueuedMax,
-    proposalRangesMax: raftProposalRangesMax,
-    readOnlyOption: 'safe',
-    leaseMarginTicks: raftLeaseMarginTicks,
     ...overrides,
   };
 }

@@ -59,7 +59,6 @@
  * type-checked, and anything malformed is a PROTOCOL FlotillaError that closes the connection.
  */
 import { createHmac, randomBytes } from 'node:crypto';
-import { Packr } from 'msgpackr';
 import { assert } from '../../engine/assert.js';
 import {
   ErrorCode,
@@ -76,7 +75,7 @@ import {
 import type { Change } from '../../engine/state/change-feed.js';
 import { type CommandResult, commandFormatVersion, Opcode } from '../../engine/state/commands.js';
 import type { ScanEntry, StoredValue } from '../../engine/state/kv-state.js';
-import type { Value } from '../../engine/state/value-codec.js';
+import { packr, type Value } from '../../engine/state/value-codec.js';
 import { frameHeaderBytes } from '../../engine/transport/codec.js';
 import { macMatches } from '../../engine/transport/handshake.js';
 import {
@@ -139,21 +138,11 @@ export const clientMacBytes = 32;
 const u32Max = 0xffffffff;
 
 /**
- * The MessagePack codec of request and response bodies. Its options are those of the state
- * machine's value codec, so every storable value (bigints, Dates, bytes) crosses the wire and
- * reads back as the embedded store returns it; `copyBuffers` keeps decoded bytes from pinning
- * the socket's receive buffers.
+ * The MessagePack codec of request and response bodies: the state machine's value codec itself,
+ * so every storable value (bigints, Dates, bytes) crosses the wire and reads back as the embedded
+ * store returns it; its `copyBuffers` keeps decoded bytes from pinning the socket's buffers.
  */
-export const wirePackr = new Packr({
-  useRecords: false,
-  moreTypes: false,
-  mapsAsObjects: true,
-  useBigIntExtension: true,
-  int64AsType: 'bigint',
-  useToJSON: false,
-  copyBuffers: true,
-  variableMapSize: true,
-});
+export const wirePackr = packr;
 
 // ---- Frames ------------------------------------------------------------------------------------
 

@@ -1,49 +1,18 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EntryType, MessageType, type NodeId } from '../../../engine/raft/types.js';
 import type { TcpTlsOptions, TcpTransport } from '../../../engine/transport/tcp-transport.js';
+import { certificateMaker, hasOpenssl } from '../../support/tls-certs.js';
 import { expectVerifiedRecords, message, plain, Recorder } from './conformance.js';
 import { captureLogger, connected, RawPeer, startNode, waitFor } from './tcp-support.js';
 
-/** Node has no certificate generator; the tests use openssl when the machine has it. */
-const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
-const dir = mkdtempSync(join(tmpdir(), 'flotilla-tls-'));
-
-/** A fresh self-signed P-256 certificate for 127.0.0.1, valid for a day. */
-function selfSigned(name: string): { key: Buffer; cert: Buffer } {
-  const key = join(dir, `${name}.key`);
-  const cert = join(dir, `${name}.crt`);
-  const result = spawnSync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${name}`,
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-  ]);
-  if (result.status !== 0) throw new Error(`openssl failed: ${result.stderr.toString()}`);
-  return { key: readFileSync(key), cert: readFileSync(cert) };
-}
+const certs = certificateMaker();
+const selfSigned = certs.selfSigned;
 
 const started: TcpTransport[] = [];
 afterEach(async () => {
   for (const t of started.splice(0)) await t.close();
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => certs.dispose());
 
 async function tlsNode(id: NodeId, tls: TcpTlsOptions, recorder: Recorder) {
   const log = captureLogger();

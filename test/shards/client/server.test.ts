@@ -1,8 +1,4 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { FlotillaError } from '../../../engine/errors.js';
 import { encodeCommand } from '../../../engine/state/commands.js';
@@ -21,6 +17,7 @@ import { serveNodeClients, startClientServer } from '../../../shards/client/serv
 import { Flotilla } from '../../../shards/index.js';
 import type { NodeService } from '../../../shards/node-service.js';
 import { evenRanges, keyHash, rangeIndexOf } from '../../../shards/partition.js';
+import { certificateMaker, hasOpenssl } from '../../support/tls-certs.js';
 import { clusterId, codeOf, RawClient, type Served, secret, serveStore, sleep } from './support.js';
 
 let served: Served | undefined;
@@ -286,36 +283,9 @@ function shardOf(key: string, shards: number): number {
   );
 }
 
-/** Node has no certificate generator; the TLS tests use openssl when the machine has it. */
-const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
-const certDir = mkdtempSync(join(tmpdir(), 'flotilla-client-tls-'));
-afterAll(() => rmSync(certDir, { recursive: true, force: true }));
-
-function selfSigned(name: string): { key: Buffer; cert: Buffer } {
-  const key = join(certDir, `${name}.key`);
-  const cert = join(certDir, `${name}.crt`);
-  const result = spawnSync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${name}`,
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-  ]);
-  if (result.status !== 0) throw new Error(`openssl failed: ${result.stderr.toString()}`);
-  return { key: readFileSync(key), cert: readFileSync(cert) };
-}
+const certs = certificateMaker();
+afterAll(() => certs.dispose());
+const selfSigned = certs.selfSigned;
 
 describe.skipIf(!hasOpenssl)('the client protocol over TLS', () => {
   it('serves a client that trusts the node certificate and refuses one that does not', async () => {

@@ -11,12 +11,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RemoteStore } from '../../shards/client/remote.js';
 import { Flotilla } from '../../shards/index.js';
 import { evenRanges, keyHash, rangeIndexOf } from '../../shards/partition.js';
+import { freePorts } from '../../test/support/free-ports.js';
 import { type BenchRow, type BenchSuite, percentile, runClosedLoop } from '../harness.js';
 
 const shards = 64;
@@ -31,19 +31,6 @@ const flotillaBin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'b
 
 function keyOf(caller: number, n: number): string {
   return `key-${(caller * 7919 + n * 104_729) % keySpace}`;
-}
-
-/** Ports nobody listens on right now (bound on 127.0.0.1:0, then released). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  for (let i = 0; i < count; i++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    servers.push(server);
-  }
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 /** One `flotilla serve` child process. */

@@ -6,7 +6,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -14,6 +13,7 @@ import { FlotillaError } from '../../engine/errors.js';
 import { nodeDirPaths } from '../../engine/node-dir.js';
 import { KvState } from '../../engine/state/kv-state.js';
 import { keyHash } from '../../shards/partition.js';
+import { freePorts } from '../support/free-ports.js';
 
 /** Milliseconds a node may take to print its ready line. */
 const nodeReadyMs = 30_000;
@@ -108,22 +108,6 @@ class ChaosNode {
   failure(detail: string): FlotillaError {
     return new FlotillaError('UNAVAILABLE', `node ${this.id} ${detail}:\n${this.tail.join('\n')}`);
   }
-}
-
-/** Ports nobody listens on right now (bound on 127.0.0.1:0, then released). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  const ports: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    servers.push(server);
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no port was bound');
-    ports.push(address.port);
-  }
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 /** One replica's state as read offline: its applied index and content checksum. */

@@ -15,6 +15,10 @@ import { type ClusterConfig, parseClusterConfig } from '../../shards/cluster-con
 import { ClusterNode, type ClusterNodeTuning } from '../../shards/cluster-node.js';
 import { evenRanges, keyHash, rangeIndexOf } from '../../shards/partition.js';
 
+import { freePorts } from '../support/free-ports.js';
+
+export { freePorts };
+
 /** The secret every test cluster shares. */
 export const testSecret = 'a cluster secret for the tests';
 
@@ -45,22 +49,6 @@ export async function waitFor(done: () => boolean, what: string, timeoutMs = 20_
     if (performance.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
     await sleep(10);
   }
-}
-
-/** Ports nobody listens on right now (bound on 127.0.0.1:0, then released). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  const ports: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    servers.push(server);
-    const address = server.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    ports.push(address.port);
-  }
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 /** A temporary directory removed by `cleanup`. */

@@ -1,66 +1,10 @@
 /**
- * The partitioning proxy on real loopback sockets: an upstream that echoes each line back with a
- * prefix, a dialer that writes through the proxy.
+ * The partitioning proxy on real loopback sockets: an upstream that echoes what it receives with
+ * a prefix, a dialer that writes through the proxy.
  */
-import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Dialer, echoUpstream, pause, type Upstream, until } from './echo-peers.js';
 import { LinkProxy } from './link-proxy.js';
-
-interface Upstream {
-  server: Server;
-  port: number;
-  /** Everything the upstream received, over all connections. */
-  received: string[];
-}
-
-async function echoUpstream(): Promise<Upstream> {
-  const received: string[] = [];
-  const server = createServer((socket) => {
-    socket.on('error', () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => {
-      received.push(chunk.toString());
-      socket.write(`echo:${chunk.toString()}`);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return { server, port: address.port, received };
-}
-
-/** A dialer that collects what it reads and records how its connection ended. */
-class Dialer {
-  readonly socket: Socket;
-  data = '';
-  ended: Promise<string>;
-
-  constructor(port: number) {
-    this.socket = netConnect({ host: '127.0.0.1', port });
-    this.socket.on('data', (chunk: Buffer) => {
-      this.data += chunk.toString();
-    });
-    this.ended = new Promise((resolve) => {
-      this.socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
-      this.socket.on('close', () => resolve('closed'));
-    });
-  }
-
-  connected(): Promise<void> {
-    return new Promise((resolve) => this.socket.once('connect', () => resolve()));
-  }
-}
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 describe('LinkProxy', () => {
   const cleanup: (() => Promise<void>)[] = [];

@@ -17,14 +17,15 @@
  *
  * (a) the history is linearizable (`checkHistory`; checker timeouts are reported apart),
  * (b) no acknowledged write is lost (keys with a single writer read back the last acknowledged
- *     put's value, or that of a later put with unknown outcome),
+ *     put's value, or that of a put with unknown outcome, which may land at any time),
  * (c) every replica converged: the nodes stop cleanly with SIGTERM, each node's state directory
  *     is reopened offline with KvState, and for every shard all replicas must have the same
  *     applied index and the same `checksum(shard)`.
  *
- * The seed fixes the faults (which node, which fault, every delay) and each client's operation
- * choices; process scheduling still varies between runs, so a seed narrows a failure down
- * rather than replaying it exactly.
+ * The seed fixes the faults (which node, which fault, every delay; only the choice of "the
+ * busiest leader" follows what the nodes print) and each client's operation choices; process
+ * scheduling still varies between runs, so a seed narrows a failure down rather than replaying
+ * it exactly.
  */
 import { writeFileSync } from 'node:fs';
 import { SeededRandom } from '../../engine/random.js';

@@ -34,7 +34,9 @@
  * takes effect when its committed entry is handed to the host in a Ready; the Ready carries the
  * resulting `confState` for the host to persist with its applied index. One change may be pending
  * at a time; a leader that applies a configuration without itself steps down (handing over to
- * its most caught-up voter with TimeoutNow).
+ * its most caught-up voter with TimeoutNow). A replica added to a running group starts with an
+ * empty configuration (no voters): the group's founding membership is not in the log, so it
+ * refuses every App until a snapshot (which carries the membership) has brought it in.
  *
  * Message terms: ReadIndex, ReadIndexResp and TransferLeader carry term 0 and bypass term
  * checks (etcd's "local" messages): a ReadIndexResp's index is valid whenever it arrives, since
@@ -833,6 +835,15 @@ export class RaftNode {
 
   private handleAppend(m: Message): void {
     const resp = this.message(MessageType.AppResp, m.from, this.term);
+    if (this.tracker.conf.voters.length === 0) {
+      // A joining replica knows no configuration yet. The one a group starts with is not in its
+      // log, so replaying entries from index 1 cannot rebuild it: ask for a snapshot, which
+      // carries it, by refusing even index 0 (which every other replica matches).
+      resp.index = 0;
+      resp.reject = true;
+      this.sendResponse(resp);
+      return;
+    }
     if (m.index < this.log.committed) {
       resp.index = this.log.committed;
       this.sendResponse(resp);
@@ -904,6 +915,11 @@ export class RaftNode {
     const pr = this.tracker.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
+    if (m.reject && m.index === 0) {
+      // Only a joining replica refuses index 0 (see handleAppend): it needs a snapshot.
+      if (pr.state !== ProgressState.Snapshot) this.sendSnapshot(pr);
+      return;
+    }
     if (m.reject) {
       let hint = m.rejectHint;
       if (m.logTermHint > 0) hint = this.log.findConflictByTerm(m.rejectHint, m.logTermHint);

@@ -532,8 +532,17 @@ export class NodeHost {
       hosted.proposals.set(accepted.index, {
         term: accepted.term,
         deadline: this.scheduler.now() + proposalTimeoutMs,
-        // apply() stores the new membership before it resolves the proposal.
-        resolve: () => resolve(copyConfState(hosted.confState)),
+        resolve: () => {
+          // apply() stored the new membership just before. The core counts the change applied
+          // only once this turn's Ready is advanced (after the turn's write): resolve after
+          // that, so that the caller's next change is not refused as still pending.
+          const conf = copyConfState(hosted.confState);
+          queueMicrotask(() => {
+            const settle = () => resolve(conf);
+            if (this.writing === undefined) settle();
+            else this.writing.then(settle, settle);
+          });
+        },
         reject,
       });
       this.pendingCount++;

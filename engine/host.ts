@@ -359,10 +359,23 @@ export class NodeHost {
     const storage = new LogGroupStorage(this.log, spec.group, conf, () =>
       this.snapshotMeta(spec.group),
     );
+    // The state is ahead of the log only when a snapshot was installed and the node stopped
+    // before the log recorded its marker: the log then restarts from that snapshot.
+    const logLast = this.log.lastIndex(spec.group);
     const raft = new RaftNode(
-      { ...this.tunables, id: this.nodeId, group: spec.group, random: this.random, applied },
+      {
+        ...this.tunables,
+        id: this.nodeId,
+        group: spec.group,
+        random: this.random,
+        applied: Math.min(applied, logLast),
+      },
       storage,
     );
+    if (applied > logLast) {
+      const { term } = this.state.applied(spec.group);
+      raft.restoreSnapshot({ index: applied, term, conf: copyConfState(conf) });
+    }
     const hosted = new HostedGroup(spec.group, raft, applied, conf);
     this.groups.set(spec.group, hosted);
     if (conf.voters.length === 1 && conf.voters[0] === this.nodeId && conf.learners.length === 0) {

@@ -76,6 +76,7 @@ import {
   type NodeId,
   type RandomSource,
   type ReadState,
+  type SnapshotMeta,
 } from './types.js';
 
 const Role = { Follower: 0, PreCandidate: 1, Candidate: 2, Leader: 3 } as const;
@@ -383,6 +384,19 @@ export class RaftNode {
     if (!this.promotable()) return refusal('not-promotable', this.lead);
     this.startElection(this.preVote, false);
     return accepted;
+  }
+
+  /**
+   * Adopts a snapshot that the host's state machine holds but its log never recorded (the node
+   * stopped between installing a snapshot and persisting its marker): the log restarts from
+   * it, and the next Ready carries the marker to persist, as for a snapshot from a leader.
+   */
+  restoreSnapshot(snap: SnapshotMeta): void {
+    assert(!this.closed, 'restoring a snapshot into a closed group');
+    assert(snap.index > this.log.lastIndex(), 'the snapshot is beyond the log');
+    this.log.restore(snap);
+    this.tracker.setConf(copyConfState(snap.conf), snap.index);
+    this.confChanged = true;
   }
 
   /** The transport could not reach `peer`: stop pipelining to it until it answers again. */

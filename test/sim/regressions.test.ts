@@ -13,6 +13,12 @@ const seeds: { seed: number; what: string }[] = [
       'engine: a membership change proposed by a new leader at an index where a proposal of ' +
       'an older term was still awaited hit an assertion instead of failing the old one DROPPED',
   },
+  {
+    seed: 5214,
+    what:
+      'engine: a replica that crashed after installing a snapshot but before its log recorded ' +
+      'the marker refused to start (state ahead of log); it now restarts its log from it',
+  },
 ];
 
 describe('simulator regressions', () => {

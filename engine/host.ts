@@ -681,7 +681,11 @@ export class NodeHost {
     });
   }
 
-  /** Feeds messages from another node into their groups. */
+  /**
+   * Feeds messages from another node into their groups. Messages for a group not hosted here
+   * are dropped: a node takes a new replica of a group only when told to (`addGroup` with an
+   * empty membership, then the leader's snapshot), never because a peer wrote to it.
+   */
   receive(messages: readonly Message[]): void {
     if (this.closed) return;
     for (const m of messages) {

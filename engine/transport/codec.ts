@@ -16,7 +16,7 @@
  *
  * The frame CRC skips the tail because each record there carries its own CRC32C (wasm/format.ts):
  * entry bytes are checksummed once, and the receiver hands the verified records to its log as
- * they are. Only Raft frames have a tail.
+ * they are (engine/log/framed-records.ts). Only Raft frames have a tail.
  *
  * Raft frame body (kind 4): `varint from, varint to, varint heartbeats, varint heartbeatResps,
  * varint messages`, then the coalesced Heartbeat tuples, then the HeartbeatResp tuples, then the
@@ -66,6 +66,7 @@ import {
   messageContextBytesMax,
   wireSnapshotChunkBytesMax,
 } from '../limits.js';
+import { rememberFramedRecord } from '../log/framed-records.js';
 import {
   type ConfState,
   type Entry,
@@ -652,8 +653,11 @@ function attachEntries(pending: PendingMessage[], tail: Uint8Array): void {
     let end = start;
     for (let i = 0; i < p.entryCount; i++) {
       const offset = offsets[k++]!;
-      p.msg.entries.push(entryFromRecord(tail, offset, p.msg.group));
+      const entry = entryFromRecord(tail, offset, p.msg.group);
       end = offset + recordBytes(tail, offset);
+      // Verified above: the follower's log appends these bytes as they are.
+      rememberFramedRecord(entry, p.msg.group, tail.subarray(offset, end));
+      p.msg.entries.push(entry);
     }
     p.msg.entriesBytes = tail.subarray(start, end);
   }

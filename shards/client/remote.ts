@@ -334,6 +334,12 @@ export class RemoteAccess implements ShardAccess {
     if (this.changeListeners.size > 0) this.scheduleWatch(slot, 0);
   }
 
+  /** The open connection to node `id`, if there is one (the hot path: no promise). */
+  private openConnection(id: number): ClientConnection | undefined {
+    const conn = this.nodes.get(id)?.conn;
+    return conn !== undefined && !conn.isClosed ? conn : undefined;
+  }
+
   /** The open connection to node `id`, dialing it when needed. */
   private async connectionTo(id: number, deadline: number): Promise<ClientConnection> {
     const slot = this.slot(id);
@@ -430,7 +436,7 @@ export class RemoteAccess implements ShardAccess {
       }
       tried.add(node);
       try {
-        const conn = await this.connectionTo(node, deadline);
+        const conn = this.openConnection(node) ?? (await this.connectionTo(node, deadline));
         const result = await attempt(conn, route.shard, Math.max(1, deadline - Date.now()));
         // Only a leader applies writes; a follower may serve a linearizable read itself.
         if (route.write) this.leaders.set(route.shard, node);
@@ -519,7 +525,8 @@ export class RemoteAccess implements ShardAccess {
   async propose(shard: number, command: Command): Promise<CommandResult> {
     this.checkOpen();
     const deadline = Date.now() + this.timeoutMs;
-    const session = await this.sessions.acquire(shard, this.timeoutMs);
+    const held = this.sessions.acquire(shard, this.timeoutMs);
+    const session = held instanceof Promise ? await held : held;
     try {
       const bytes = encodeCommand({
         ...command,
@@ -528,13 +535,11 @@ export class RemoteAccess implements ShardAccess {
       const route: Route = { shard, mode: 'leader', write: true };
       const key = commandKey(command);
       if (key !== undefined) route.key = key;
-      return await this.call(route, deadline, async (conn, s, timeoutMs) => {
-        const wire = await conn.request(
-          { op: RequestOp.Propose, shard: s, command: bytes },
-          timeoutMs,
-        );
-        return commandResultFromWire(wire, command.type);
-      });
+      return await this.call(route, deadline, (conn, s, timeoutMs) =>
+        conn
+          .request({ op: RequestOp.Propose, shard: s, command: bytes }, timeoutMs)
+          .then((wire) => commandResultFromWire(wire, command.type)),
+      );
     } finally {
       this.sessions.release(session);
     }
@@ -548,10 +553,10 @@ export class RemoteAccess implements ShardAccess {
       mode: consistency === 'stale' ? 'any' : 'leader',
       write: false,
     };
-    return this.call(route, Date.now() + this.timeoutMs, async (conn, s, timeoutMs) =>
-      readResultFromWire(
-        await conn.request({ op: RequestOp.Read, shard: s, key, consistency }, timeoutMs),
-      ),
+    return this.call(route, Date.now() + this.timeoutMs, (conn, s, timeoutMs) =>
+      conn
+        .request({ op: RequestOp.Read, shard: s, key, consistency }, timeoutMs)
+        .then(readResultFromWire),
     );
   }
 

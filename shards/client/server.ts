@@ -369,40 +369,68 @@ class ServerConnection {
       return;
     }
     this.inFlight++;
-    this.serve(req).then(
-      (body) => {
-        this.inFlight--;
-        if (body === 'close') this.close('fault injection: connection closed after a propose');
-        else this.send(encodeClientFrame(ClientFrameKind.Response, id, body));
-      },
-      (err: unknown) => {
-        this.inFlight--;
-        const wire = asWireError(err);
-        if (!isFlotillaError(err)) {
-          this.host.logger('error', 'serving a client request failed', { error: err });
-        }
-        this.send(encodeErrorFrame(id, wire));
-      },
+    let answer: Promise<Uint8Array | 'close'>;
+    try {
+      answer = this.serve(req);
+    } catch (err) {
+      // A service may refuse at once (a shard not hosted here): answered like any refusal.
+      answer = Promise.reject(err);
+    }
+    answer.then(
+      (body) => this.answered(id, body),
+      (err: unknown) => this.refused(id, err),
     );
   }
 
-  /** Serves one request; resolves with the response body. */
-  private async serve(req: ClientRequest): Promise<Uint8Array | 'close'> {
+  private answered(id: number, body: Uint8Array | 'close'): void {
+    this.inFlight--;
+    if (body === 'close') this.close('fault injection: connection closed after a propose');
+    else this.send(encodeClientFrame(ClientFrameKind.Response, id, body));
+  }
+
+  private refused(id: number, err: unknown): void {
+    this.inFlight--;
+    if (!isFlotillaError(err)) {
+      this.host.logger('error', 'serving a client request failed', { error: err });
+    }
+    this.send(encodeErrorFrame(id, asWireError(err)));
+  }
+
+  /**
+   * Serves one request; resolves with the response body. Writes and reads, the hot path, chain
+   * on the service's own promise (no async frame of their own).
+   */
+  private serve(req: ClientRequest): Promise<Uint8Array | 'close'> {
+    const service = this.host.service;
+    switch (req.op) {
+      case RequestOp.Propose: {
+        const shard = req.shard;
+        const faults = this.host.faults;
+        return service.propose(shard, req.command).then((result) => {
+          const fault = faults?.afterPropose?.(shard, result);
+          if (fault === 'close') return 'close';
+          if (fault !== undefined) throw fault;
+          return wirePackr.pack(result);
+        });
+      }
+      case RequestOp.Read:
+        return service
+          .read(req.shard, req.key, req.consistency)
+          .then((stored) => wirePackr.pack(readResultToWire(stored)));
+      default:
+        return this.serveOther(req);
+    }
+  }
+
+  /** Serves a request other than a write or a read. */
+  private async serveOther(req: ClientRequest): Promise<Uint8Array | 'close'> {
     const service = this.host.service;
     switch (req.op) {
       case RequestOp.ShardMap:
         return wirePackr.pack(shardMapToWire(service.shardMap()));
-      case RequestOp.Propose: {
-        const result = await service.propose(req.shard, req.command);
-        const fault = this.host.faults?.afterPropose?.(req.shard, result);
-        if (fault === 'close') return 'close';
-        if (fault !== undefined) throw fault;
-        return wirePackr.pack(result);
-      }
+      case RequestOp.Propose:
       case RequestOp.Read:
-        return wirePackr.pack(
-          readResultToWire(await service.read(req.shard, req.key, req.consistency)),
-        );
+        return this.serve(req);
       case RequestOp.ScanPage: {
         const { limit, reverse, consistency } = req;
         const entries = await service.scan(req.shard, req.bounds, { limit, reverse, consistency });

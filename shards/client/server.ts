@@ -99,6 +99,9 @@ export interface ClientServerFaults {
   afterPropose?(shard: number, result: CommandResult): FlotillaError | 'close' | undefined;
 }
 
+/** How to listen for clients before the service to serve exists (see listenClients). */
+export type ClientListenOptions = Omit<ClientServerOptions, 'service'>;
+
 /** How to start a client server. */
 export interface ClientServerOptions {
   service: NodeService;
@@ -455,7 +458,24 @@ class ServerConnection {
 }
 
 /** Starts serving clients; resolves once it listens. */
-export async function startClientServer(options: ClientServerOptions): Promise<ClientServer> {
+export function startClientServer(options: ClientServerOptions): Promise<ClientServer> {
+  return listenClients(options).then((listening) => {
+    listening.attach(options.service);
+    return listening;
+  });
+}
+
+/** A client server that listens but refuses connections until a service is attached. */
+export interface ListeningClientServer extends ClientServer {
+  /** Serves `service` to the connections accepted from now on. */
+  attach(service: NodeService): void;
+}
+
+/**
+ * Binds the client port before the node behind it exists, so that a node can find its port
+ * taken before it writes anything; connections are refused until `attach`.
+ */
+export async function listenClients(options: ClientListenOptions): Promise<ListeningClientServer> {
   const secret =
     typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : options.secret;
   if (!(secret instanceof Uint8Array) || secret.length < clusterSecretBytesMin) {
@@ -469,12 +489,14 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     throw new FlotillaError('CONFIG', `the cluster id must be 1..${clusterIdBytesMax} bytes`);
   }
   const hub = new ConnectionHub(options, clusterId, secret);
-  return hub.listen(options.host ?? '127.0.0.1', options.port);
+  const server = await hub.listen(options.host ?? '127.0.0.1', options.port);
+  return { ...server, attach: (service) => hub.attach(service) };
 }
 
 /** The connections of one server and what they share (the watch subscription, timers). */
 class ConnectionHub implements ConnectionHost {
-  readonly service: NodeService;
+  /** Undefined until attached: connections arriving before are refused (clients retry). */
+  private attached: NodeService | undefined;
   readonly tuning: ClientServerTuning;
   readonly logger: Logger;
   readonly faults: ClientServerFaults | undefined;
@@ -486,11 +508,11 @@ class ConnectionHub implements ConnectionHost {
   private refusedConnections = 0;
 
   constructor(
-    options: ClientServerOptions,
+    options: ClientListenOptions & { service?: NodeService },
     readonly clusterId: Uint8Array,
     readonly secret: Uint8Array,
   ) {
-    this.service = options.service;
+    this.attached = options.service;
     this.tuning = { ...defaultClientServerTuning, ...options.tuning };
     this.logger = options.logger ?? defaultLogger;
     this.faults = options.faults;
@@ -510,6 +532,17 @@ class ConnectionHub implements ConnectionHost {
     this.server.on('tlsClientError', (err: Error) => {
       this.logger('warn', 'client TLS handshake failed', { error: err });
     });
+  }
+
+  get service(): NodeService {
+    const service = this.attached;
+    if (service === undefined) throw new Error('a connection exists only once a service serves');
+    return service;
+  }
+
+  /** Starts serving `service` on the connections accepted from now on. */
+  attach(service: NodeService): void {
+    this.attached = service;
   }
 
   listen(host: string, port: number): Promise<ClientServer> {
@@ -547,6 +580,11 @@ class ConnectionHub implements ConnectionHost {
   }
 
   private accept(socket: Socket): void {
+    if (this.attached === undefined) {
+      // The node is still starting: the client sees the connection close and retries.
+      socket.destroy();
+      return;
+    }
     if (this.connections.size >= this.tuning.connectionsMax) {
       this.refusedConnections++;
       if (this.refusedConnections === 1 || this.refusedConnections % 1000 === 0) {
@@ -615,8 +653,8 @@ export interface ServableNode {
 }
 
 /**
- * Starts the client server of a cluster node on the node's configured client address: what
- * `flotilla serve` and `Flotilla.start` run beside the node. A port in use is a CONFIG error
+ * Starts a client server for a node on the node's configured client address, for a node started
+ * with `serveClients: false` (e.g. to serve a wrapped service). A port in use is a CONFIG error
  * naming the address.
  */
 export function serveNodeClients(

@@ -65,6 +65,8 @@ export interface ClusterNodeTuning {
   transport?: Partial<TcpTuning>;
   /** Milliseconds between checks of the peer connections (default: one tick). */
   peerCheckMs?: number;
+  /** Longest a request waits for its shard to elect a leader (default electionWaitMs). */
+  electionWaitMs?: number;
 }
 
 /** Options of `ClusterNode.start` and `Flotilla.start`. */
@@ -230,7 +232,12 @@ export class ClusterNode {
     this.ranges = evenRanges(config.shards);
     this.placement = initialPlacement(config);
     this.tickMs = tuning.tickMs ?? tickMsDefault;
-    this.service = new LocalNodeService(this.host, this.state, () => this.shardMap());
+    this.service = new LocalNodeService(
+      this.host,
+      this.state,
+      () => this.shardMap(),
+      tuning.electionWaitMs,
+    );
     this.host.onLeaderChange((change) => this.leaderChanged(change));
     const check = setInterval(() => this.checkPeers(), tuning.peerCheckMs ?? this.tickMs);
     check.unref();

@@ -8,7 +8,9 @@
  * it there at once, without one it tries the shard's other replicas; STALE_EPOCH (the shard is
  * no longer on that node) refreshes the map; a connection failure tries another replica, and a
  * node that cannot be reached is skipped for a backoff. Between rounds the client waits a
- * jittered, growing delay. Every call has a deadline (`timeoutMs`) covering all of its tries.
+ * jittered, growing delay, at most `clientLeaderPollMsMax` once every replica was tried (the
+ * shard is electing a leader: the call should see the winner soon after the election). Every
+ * call has a deadline (`timeoutMs`) covering all of its tries.
  *
  * Exactly-once writes. Every write carries a client session (sessions.ts): the same session id
  * and sequence number on every try, so a shard that already applied it answers a retry with
@@ -33,6 +35,7 @@ import {
   changesReadMax,
   clientConnectTimeoutMs,
   clientEndpointsMax,
+  clientLeaderPollMsMax,
   clientRedialBackoffMaxMs,
   clientRedialBackoffMinMs,
   clientRequestTimeoutMs,
@@ -430,8 +433,10 @@ export class RemoteAccess implements ShardAccess {
       if (Date.now() >= deadline) throw deadlineError(route, maybeApplied, last, this.timeoutMs);
       const node = this.pick(route, tried);
       if (node === undefined) {
+        // Every replica was tried: none leads the shard now (an election), or none answered.
         tried.clear();
-        await sleep(Math.min(backoff.next(), deadline - Date.now()));
+        const pause = Math.min(backoff.next(), clientLeaderPollMsMax);
+        await sleep(Math.min(pause, deadline - Date.now()));
         continue;
       }
       tried.add(node);

@@ -11,6 +11,7 @@ import { Flotilla } from '../../shards/index.js';
 import { keyHash } from '../../shards/partition.js';
 import {
   clusterJson,
+  fastTuning,
   freePorts,
   TempDirs,
   TestCluster,
@@ -185,5 +186,31 @@ describe('Flotilla.start', () => {
       message: expect.stringMatching(/node 7 is not in the cluster config/),
     });
     expect(readdirSync(dataDir, { recursive: true }).sort()).toEqual(before);
+  });
+});
+
+describe('a request for a shard that is electing a leader', () => {
+  it('is held until the election ends, then served or sent to the winner', async () => {
+    const cluster = await TestCluster.start(dirs, 1, { ...fastTuning, electionWaitMs: 60_000 });
+    clusters.push(cluster);
+    await waitFor(() => cluster.agreedLeader(1) !== 0, 'a leader');
+    // Alone, node 1 cannot elect anybody: the shard has no leader.
+    await cluster.stopNode(2);
+    await cluster.stopNode(3);
+    const node = cluster.nodes.get(1)!;
+    await waitFor(() => node.shardStatus(1).leader === 0, 'node 1 knows no leader');
+    const put = encodeCommand({ type: 'put', key: Buffer.from('held'), value: 'h' });
+    const outcome = node.service.propose(1, put).then(
+      (result) => ({ result }),
+      (error: unknown) => ({ error }),
+    );
+    // Without the hold, the proposal would have been refused already, with no leader to name.
+    await cluster.startNode(2);
+    const settled = await outcome;
+    if ('result' in settled) {
+      expect(settled.result).toMatchObject({ type: 'put' });
+    } else {
+      expect(settled.error).toMatchObject({ code: 'NOT_LEADER', details: { leaderHint: 2 } });
+    }
   });
 });

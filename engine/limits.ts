@@ -36,6 +36,14 @@ export const commandBytesMax = 8 * 1024 * 1024;
 export const shardsDefault = 16;
 /** Most shards one store may be created with. */
 export const shardsMax = 65_536;
+/**
+ * Longest a node holds a request for a shard that is electing a leader (no leader known), so
+ * that the request is served, or redirected, as soon as the election ends instead of after the
+ * caller's next retry: one election timeout at the default tick.
+ */
+export const electionWaitMs = 1_000;
+/** Requests one node holds that way at once; beyond it they are refused (NOT_LEADER) at once. */
+export const electionWaitersMax = 4_096;
 
 // ---- State machine (engine/state) ------------------------------------------------------------
 // Hard, on disk: changing one makes existing state directories and snapshots unreadable.
@@ -378,6 +386,11 @@ export const clientConnectTimeoutMs = 3_000;
 export const clientRetryBackoffMinMs = 5;
 /** Largest retry delay of a call (before jitter). */
 export const clientRetryBackoffMaxMs = 500;
+/**
+ * Largest delay between rounds over a shard's replicas when none leads it (an election is
+ * under way): the call should notice the new leader soon after the election ends.
+ */
+export const clientLeaderPollMsMax = 100;
 /** First delay before redialing a node that could not be reached (before jitter). */
 export const clientRedialBackoffMinMs = 50;
 /** Largest delay before redialing a node that could not be reached (before jitter). */
@@ -393,6 +406,11 @@ export const clientSessionWaitersMax = 65_536;
 export const clientEndpointsMax = 256;
 
 // ---- Checked relations: client protocol --------------------------------------------------------
+
+assert(
+  clientRetryBackoffMinMs <= clientLeaderPollMsMax,
+  'the leader poll cap is not below the first retry delay',
+);
 
 /** Bytes a client frame may need beyond its largest payload (header, msgpack framing, fields). */
 const clientFrameOverheadBytesMax = 64 * 1024;

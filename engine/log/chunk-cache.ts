@@ -62,7 +62,7 @@ export class Chunk {
   /** Whether an entry read from the chunk (a view into its buffer) was handed out. */
   exposed = false;
   /** Records placed but not yet framed. */
-  private staged: RecordInput[] = [];
+  private staged: (RecordInput | Uint8Array)[] = [];
 
   constructor(
     /** Segment the chunk is written to. */
@@ -81,8 +81,11 @@ export class Chunk {
     return this.buf.byteLength + chunkOverheadBytes;
   }
 
-  /** Places a record of `bytes` bytes after the others; `seal` frames it. */
-  stage(record: RecordInput, bytes: number): void {
+  /**
+   * Places a record of `bytes` bytes after the others; `seal` frames it. A record that arrived
+   * framed (engine/log/framed-records.ts) is given as its bytes and copied as it is.
+   */
+  stage(record: RecordInput | Uint8Array, bytes: number): void {
     this.staged.push(record);
     this.bytes += bytes;
     this.records++;
@@ -90,8 +93,9 @@ export class Chunk {
   }
 
   /**
-   * Frames the staged records into the buffer with one kernel call. The kernel's output lives in
-   * kernel memory until the next kernel call, so it is copied out at once.
+   * Frames the staged records into the buffer: one kernel call per run of records to frame, one
+   * copy per record that came framed. The kernel's output lives in kernel memory until the next
+   * kernel call, so it is copied out at once.
    */
   seal(): void {
     const staged = this.staged;
@@ -102,10 +106,29 @@ export class Chunk {
       grown.set(this.buf.subarray(0, this.sealed));
       this.buf = grown;
     }
-    const framed = encodeRecords(staged);
-    assert(framed.length === this.bytes - this.sealed, 'records frame to the bytes they placed');
-    this.buf.set(framed, this.sealed);
+    let at = this.sealed;
+    let run: RecordInput[] = [];
+    for (const record of staged) {
+      if (!(record instanceof Uint8Array)) {
+        run.push(record);
+        continue;
+      }
+      at = this.frame(run, at);
+      run = [];
+      this.buf.set(record, at);
+      at += record.length;
+    }
+    at = this.frame(run, at);
+    assert(at === this.bytes, 'records frame to the bytes they placed');
     this.sealed = this.bytes;
+  }
+
+  /** Frames `run` into the buffer at `at`; returns where the next record goes. */
+  private frame(run: RecordInput[], at: number): number {
+    if (run.length === 0) return at;
+    const framed = encodeRecords(run);
+    this.buf.set(framed, at);
+    return at + framed.length;
   }
 
   /** The framed bytes, to be written at `offset`. */

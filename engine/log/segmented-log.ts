@@ -61,6 +61,7 @@ import {
   segmentHeaderBytes,
   segmentName,
 } from './format.js';
+import { framedRecordOf } from './framed-records.js';
 import { type LogFs, nodeLogFs } from './fs.js';
 import { GroupState, type RecordLoc } from './group-state.js';
 import type { GroupWrite, LogStore } from './log-store.js';
@@ -444,7 +445,7 @@ export class SegmentedLog implements LogStore {
     const index = g.index;
     for (let k = skip; k < entries.length; k++) {
       const e = entries[k]!;
-      const offset = this.place(e.type, g.id, e.term, e.index, e.data);
+      const offset = this.place(e.type, g.id, e.term, e.index, e.data, framedRecordOf(e));
       const bytes = recordHeaderBytes + e.data.length;
       if (this.tail !== run) {
         if (runBytes > 0) this.segments.addLiveTo(run, runBytes);
@@ -503,7 +504,8 @@ export class SegmentedLog implements LogStore {
   /**
    * Gives a record its place in the stream (at the tail: `tailSeq` says which segment) and
    * queues it; returns its offset. Every chunk keeps room for its closing LogWriteEnd record,
-   * in its segment and in its write.
+   * in its segment and in its write. `framed` is the record's verified bytes when it arrived
+   * framed: they are queued as they are.
    */
   private place(
     type: number,
@@ -511,6 +513,7 @@ export class SegmentedLog implements LogStore {
     term: number,
     index: number,
     payload: Uint8Array,
+    framed?: Uint8Array,
   ): number {
     const bytes = recordHeaderBytes + payload.length;
     const room = bytes + recordHeaderBytes;
@@ -522,7 +525,7 @@ export class SegmentedLog implements LogStore {
     }
     const chunk = this.openChunk ?? this.startChunk();
     const offset = this.tailOffset;
-    this.queue(chunk, { type, group, term, index, payload }, bytes);
+    this.queue(chunk, framed ?? { type, group, term, index, payload }, bytes);
     return offset;
   }
 
@@ -534,7 +537,7 @@ export class SegmentedLog implements LogStore {
     return chunk;
   }
 
-  private queue(chunk: Chunk, record: RecordInput, bytes: number): void {
+  private queue(chunk: Chunk, record: RecordInput | Uint8Array, bytes: number): void {
     chunk.stage(record, bytes);
     this.tailOffset += bytes;
     this.enqueuedLsn += bytes;

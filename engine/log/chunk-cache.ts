@@ -21,9 +21,9 @@
  * most `spareBufferBytesMax` wait for reuse.
  */
 import {
-  encodeRecords,
+  encodeRecordsInto,
   headerTypeOffset,
-  type RecordInput,
+  RecordBatch,
   recordHeaderBytes,
   recordIndex,
 } from '../../wasm/index.js';
@@ -42,7 +42,8 @@ const spareBufferBytesMax = 1024 * 1024;
 
 /**
  * The records of one write, all in one segment. Records are placed (given their offset) one by
- * one, then framed together by `seal` with one kernel call.
+ * one into a staging batch (header fields in a typed array, payloads by reference), then framed
+ * together by `seal` with one kernel call, straight into the chunk's buffer.
  */
 export class Chunk {
   /** Framed records: [0, sealed) final, the rest of the buffer free. */
@@ -61,8 +62,8 @@ export class Chunk {
   written = false;
   /** Whether an entry read from the chunk (a view into its buffer) was handed out. */
   exposed = false;
-  /** Records placed but not yet framed. */
-  private staged: RecordInput[] = [];
+  /** Records placed but not yet framed: the cache's one staging batch while this chunk is open. */
+  private readonly staged: RecordBatch;
 
   constructor(
     /** Segment the chunk is written to. */
@@ -71,9 +72,11 @@ export class Chunk {
     readonly offset: number,
     startLsn: number,
     buf: Uint8Array,
+    staging: RecordBatch,
   ) {
     this.endLsn = startLsn;
     this.buf = buf;
+    this.staged = staging;
   }
 
   /** Memory the chunk holds, as counted against the cache bound. */
@@ -81,30 +84,33 @@ export class Chunk {
     return this.buf.byteLength + chunkOverheadBytes;
   }
 
-  /** Places a record of `bytes` bytes after the others; `seal` frames it. */
-  stage(record: RecordInput, bytes: number): void {
-    this.staged.push(record);
+  /**
+   * Places a record after the others; `seal` frames it. The payload is held by reference until
+   * then. Returns the record's bytes.
+   */
+  stage(type: number, group: number, term: number, index: number, payload: Uint8Array): number {
+    const staged = this.staged;
+    assert(staged.bytes === this.bytes - this.sealed, 'only the open chunk stages records');
+    staged.add(type, group, term, index, payload);
+    const bytes = recordHeaderBytes + payload.length;
     this.bytes += bytes;
     this.records++;
     this.endLsn += bytes;
+    return bytes;
   }
 
-  /**
-   * Frames the staged records into the buffer with one kernel call. The kernel's output lives in
-   * kernel memory until the next kernel call, so it is copied out at once.
-   */
+  /** Frames the staged records into the buffer, growing it first if needed. */
   seal(): void {
     const staged = this.staged;
-    if (staged.length === 0) return;
-    this.staged = [];
+    if (this.sealed === this.bytes) return;
     if (this.buf.length < this.bytes) {
       const grown = new Uint8Array(Math.max(this.bytes, 2 * this.buf.length));
       grown.set(this.buf.subarray(0, this.sealed));
       this.buf = grown;
     }
-    const framed = encodeRecords(staged);
-    assert(framed.length === this.bytes - this.sealed, 'records frame to the bytes they placed');
-    this.buf.set(framed, this.sealed);
+    const framed = encodeRecordsInto(staged, this.buf, this.sealed);
+    assert(framed === this.bytes - this.sealed, 'records frame to the bytes they placed');
+    staged.clear();
     this.sealed = this.bytes;
   }
 
@@ -126,6 +132,8 @@ export class ChunkCache {
   private hint = 0;
   /** Buffers of evicted chunks never read from, for reuse. */
   private readonly spare: Uint8Array[] = [];
+  /** Records of the open chunk not yet framed (only the newest chunk ever takes records). */
+  private readonly staging = new RecordBatch();
 
   constructor(private readonly bytesMax: number) {}
 
@@ -142,7 +150,8 @@ export class ChunkCache {
     const reuse = spare !== undefined && spare.length >= bytes;
     if (reuse) this.spare.pop();
     const buf = reuse ? spare : new Uint8Array(Math.max(chunkBufferBytesMin, bytes));
-    const chunk = new Chunk(segment, offset, startLsn, buf);
+    assert(this.staging.count === 0, 'the previous chunk is sealed before a new one starts');
+    const chunk = new Chunk(segment, offset, startLsn, buf, this.staging);
     this.chunks.push(chunk);
     return chunk;
   }

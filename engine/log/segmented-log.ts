@@ -6,7 +6,8 @@
  *
  * Write path. `append` applies a write to the in-memory state at once (reads see it), gives
  * each record its place in the stream (segment, offset) and frames it (CRC32C included, one
- * `encodeRecords` kernel call per call) into the buffer of the open chunk: the records of one
+ * `encodeRecordsInto` kernel call per call, from header fields staged in a typed array) straight
+ * into the buffer of the open chunk: the records of one
  * future write. One flusher takes a chunk, writes its buffer with one `write`, fdatasyncs it,
  * resolves the appends it completed, and takes the next chunk — so appends arriving while a sync
  * is in flight are coalesced into the next write. A chunk stays within one segment and within
@@ -35,7 +36,7 @@
  * must be reopened (after a failed fdatasync the page cache can no longer be trusted).
  */
 import { join } from 'node:path';
-import { type RecordInput, recordHeaderBytes } from '../../wasm/index.js';
+import { recordHeaderBytes } from '../../wasm/index.js';
 import { assert } from '../assert.js';
 import { ErrorCode, FlotillaError, isFlotillaError } from '../errors.js';
 import {
@@ -438,23 +439,38 @@ export class SegmentedLog implements LogStore {
   }
 
   private applyEntries(g: GroupState, entries: readonly Entry[], skip: number): void {
-    // Live bytes are counted per run of entries in one segment, not per entry (hot path).
-    let run = this.tail;
-    let runBytes = 0;
     const index = g.index;
-    for (let k = skip; k < entries.length; k++) {
-      const e = entries[k]!;
-      const offset = this.place(e.type, g.id, e.term, e.index, e.data);
-      const bytes = recordHeaderBytes + e.data.length;
-      if (this.tail !== run) {
-        if (runBytes > 0) this.segments.addLiveTo(run, runBytes);
-        run = this.tail;
-        runBytes = 0;
+    let k = skip;
+    while (k < entries.length) {
+      // The first entry of a run goes through `place`, which may close the chunk or move to the
+      // next segment; the entries after it that fit the same chunk (and segment) are staged in
+      // a tight loop, with the tail's position and live bytes kept in locals (the hot path).
+      const first = entries[k++]!;
+      const at = this.place(first.type, g.id, first.term, first.index, first.data);
+      const seq = this.tailSeq;
+      const chunk = this.openChunk!;
+      let bytes = recordHeaderBytes + first.data.length;
+      index.append(first.index, seq, at, bytes, first.term);
+      // Room for more records, keeping room for the chunk's closing record.
+      const room =
+        Math.min(this.tailCapacity - this.tailOffset, logWriteBytesMax - chunk.bytes) -
+        recordHeaderBytes;
+      let offset = this.tailOffset;
+      let used = 0;
+      for (; k < entries.length; k++) {
+        const e = entries[k]!;
+        bytes = recordHeaderBytes + e.data.length;
+        if (used + bytes > room) break;
+        chunk.stage(e.type, g.id, e.term, e.index, e.data);
+        index.append(e.index, seq, offset, bytes, e.term);
+        offset += bytes;
+        used += bytes;
       }
-      index.append(e.index, this.tailSeq, offset, bytes, e.term);
-      runBytes += bytes;
+      this.tailOffset = offset;
+      this.enqueuedLsn += used;
+      assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
+      this.segments.addLiveTo(this.tail, offset - at);
     }
-    if (runBytes > 0) this.segments.addLiveTo(run, runBytes);
   }
 
   private applyHardState(g: GroupState, hs: HardState): void {
@@ -522,7 +538,7 @@ export class SegmentedLog implements LogStore {
     }
     const chunk = this.openChunk ?? this.startChunk();
     const offset = this.tailOffset;
-    this.queue(chunk, { type, group, term, index, payload }, bytes);
+    this.queue(chunk, type, group, term, index, payload);
     return offset;
   }
 
@@ -534,8 +550,15 @@ export class SegmentedLog implements LogStore {
     return chunk;
   }
 
-  private queue(chunk: Chunk, record: RecordInput, bytes: number): void {
-    chunk.stage(record, bytes);
+  private queue(
+    chunk: Chunk,
+    type: number,
+    group: GroupId,
+    term: number,
+    index: number,
+    payload: Uint8Array,
+  ): void {
+    const bytes = chunk.stage(type, group, term, index, payload);
     this.tailOffset += bytes;
     this.enqueuedLsn += bytes;
     assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
@@ -554,14 +577,7 @@ export class SegmentedLog implements LogStore {
     const chunk = this.openChunk;
     if (chunk === undefined) return;
     this.openChunk = undefined;
-    const end: RecordInput = {
-      type: RecordType.LogWriteEnd,
-      group: 0,
-      term: chunk.records,
-      index: chunk.bytes,
-      payload: noBytes,
-    };
-    this.queue(chunk, end, recordHeaderBytes);
+    this.queue(chunk, RecordType.LogWriteEnd, 0, chunk.records, chunk.bytes, noBytes);
     chunk.seal();
   }
 

@@ -48,6 +48,7 @@ import {
   logSegmentBytesDefault,
   logSegmentBytesMax,
   logSegmentBytesMin,
+  logSegmentZeroFill,
   logWriteBytesMax,
 } from '../limits.js';
 import type { Entry, GroupId, HardState, SnapshotMeta } from '../raft/types.js';
@@ -77,6 +78,8 @@ export interface SegmentedLogOptions {
   fs?: LogFs;
   /** Size of new segment files. */
   segmentBytes?: number;
+  /** Whether new segments are written full of zeros instead of left sparse (segments.ts). */
+  zeroFill?: boolean;
   /** Most bytes appended but not yet durable before `append` rejects with BUSY. */
   appendQueueBytesMax?: number;
   /** Bytes of written chunks (recent records) kept in memory for reads. */
@@ -206,7 +209,7 @@ export class SegmentedLog implements LogStore {
     const fs = options.fs ?? nodeLogFs;
     await fs.mkdir(options.dir);
     const recovered = await recoverLog(fs, options.dir);
-    const table = new SegmentTable(fs, options.dir);
+    const table = new SegmentTable(fs, options.dir, options.zeroFill ?? logSegmentZeroFill);
     for (const s of recovered.segments) table.adopt(s.seq, s.capacity, s.file);
     // Empty segments prepared after the tail go: new ones get the configured size.
     const spare = recovered.segments.filter((s) => s.seq > recovered.tailSeq);

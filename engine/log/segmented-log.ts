@@ -638,7 +638,10 @@ export class SegmentedLog implements LogStore {
     this.writtenLsn = chunk.endLsn;
     if (chunk.relocations.length > 0) this.cleaner.applyRelocations(chunk.relocations);
     this.cache.written(chunk);
-    await file.datasync();
+    const synced = file.datasync();
+    // While the disk syncs: the next chunk's buffer, so no append waits on its page faults.
+    this.cache.reserve(chunk.buf.length);
+    await synced;
     this.flushes++;
     this.syncedLsn = chunk.endLsn;
     while (this.waiters.length > 0 && this.waiters[0]!.lsn <= this.syncedLsn) {

@@ -7,8 +7,8 @@
  * Write path. `append` applies a write to the in-memory state at once (reads see it), gives
  * each record its place in the stream (segment, offset) and frames it (CRC32C included, one
  * `encodeRecordsInto` kernel call per call, from header fields staged in a typed array) straight
- * into the buffer of the open chunk: the records of one
- * future write. One flusher takes a chunk, writes its buffer with one `write`, fdatasyncs it,
+ * into the buffer of the open chunk: the records of one future write. One flusher takes a chunk,
+ * writes its buffer with one `write`, fdatasyncs it (preparing the next chunk's buffer meanwhile),
  * resolves the appends it completed, and takes the next chunk — so appends arriving while a sync
  * is in flight are coalesced into the next write. A chunk stays within one segment and within
  * `logWriteBytesMax` and ends with a LogWriteEnd record; recovery keeps a chunk whole or drops

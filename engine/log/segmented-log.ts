@@ -358,16 +358,18 @@ export class SegmentedLog implements LogStore {
   /** The most record bytes a GroupWrite can produce; rejects entries no segment can hold. */
   private boundOf(w: GroupWrite): number {
     let bytes = 0;
-    const usable = this.segmentBytes - segmentHeaderBytes;
+    // The record and its chunk's closing LogWriteEnd must fit a segment and a write.
+    const recordMax = Math.min(this.segmentBytes - segmentHeaderBytes, logWriteBytesMax);
     if (w.snapshot !== undefined) {
       bytes += 2 * recordHeaderBytes + encodeConfState(w.snapshot.conf).length;
     }
-    if (w.entries !== undefined && w.entries.length > 0) {
+    const entries = w.entries;
+    if (entries !== undefined && entries.length > 0) {
       bytes += recordHeaderBytes;
-      for (const e of w.entries) {
+      for (let k = 0; k < entries.length; k++) {
+        const e = entries[k]!;
         const record = recordHeaderBytes + e.data.length;
-        // The record and its chunk's closing LogWriteEnd must fit a segment and a write.
-        if (record + recordHeaderBytes > Math.min(usable, logWriteBytesMax)) {
+        if (record + recordHeaderBytes > recordMax) {
           throw new FlotillaError(
             ErrorCode.INVALID_ARGUMENT,
             `an entry of ${e.data.length} B does not fit in a log segment of ` +
@@ -454,6 +456,10 @@ export class SegmentedLog implements LogStore {
       const chunk = this.openChunk!;
       let bytes = recordHeaderBytes + first.data.length;
       index.append(first.index, seq, at, bytes, first.term);
+      if (k === entries.length) {
+        this.segments.addLiveTo(this.tail, bytes);
+        break;
+      }
       // Room for more records, keeping room for the chunk's closing record.
       const room =
         Math.min(this.tailCapacity - this.tailOffset, logWriteBytesMax - chunk.bytes) -

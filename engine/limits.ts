@@ -294,8 +294,15 @@ export const logSegmentBytesMax = 1024 * 1024 * 1024;
 
 // ---- Soft: log tunables ------------------------------------------------------------------------
 
-/** Size of a new segment file (preallocated with ftruncate). Existing segments keep their size. */
+/** Size of a new segment file (preallocated ahead of need). Existing segments keep their size. */
 export const logSegmentBytesDefault = 64 * 1024 * 1024;
+/**
+ * Whether a new segment is preallocated by writing zeros over it (true) or only sized with
+ * ftruncate, leaving it sparse (false). See engine/log/segments.ts for the measurements.
+ */
+export const logSegmentZeroFill = false;
+/** Bytes per write when a new segment is filled with zeros. */
+export const logSegmentFillBytes = 1024 * 1024;
 /** Smallest segment a log may be configured with (tests use small ones to rotate often). */
 export const logSegmentBytesMin = 4 * 1024;
 /** Most bytes appended but not yet durable; beyond it `append` rejects with BUSY. */
@@ -333,6 +340,7 @@ assert(
   'a largest command and the record ending its write must fit in one log write',
 );
 assert(logAppendQueueBytesMax >= logWriteBytesMax, 'the append queue must hold a largest write');
+assert(logSegmentFillBytes % 4096 === 0, 'zero-fill writes are whole pages');
 assert(logRewriteBurstBytes >= 64 * 1024, 'the rewrite burst must move more than a few records');
 
 assert(kernelWindowBytesMin >= recordHeaderBytes, 'a kernel window must hold a record header');

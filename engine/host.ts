@@ -614,8 +614,9 @@ export class NodeHost {
   /**
    * Stops hosting `group`, once a membership change removed this node from it: its requests
    * fail with STALE_EPOCH (proposals with outcome unknown), and it is no longer ticked or
-   * pumped. The group's state and log stay: hosting it again (`addGroup`) resumes from them as a
-   * lagging replica, which the leader catches up from its log or a snapshot.
+   * pumped. The group's state and log stay: hosting it again (`addGroup` with the spec it was
+   * first added with) resumes from them as a lagging replica, which the leader catches up from
+   * its log or a snapshot.
    */
   async removeGroup(group: GroupId): Promise<void> {
     this.checkOpen();

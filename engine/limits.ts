@@ -109,6 +109,11 @@ export const proposalsPendingMax = 262_144;
 export const hostCheckpointMs = 1_000;
 /** Entries kept in the log below the durable applied index, for followers slightly behind. */
 export const compactionSlackEntries = 1_024;
+/**
+ * How long `NodeHost.transferLeader` waits to see the target lead, in milliseconds (the Raft
+ * core itself abandons a transfer after one election timeout).
+ */
+export const leaderTransferTimeoutMs = 5_000;
 
 // ---- Soft: snapshots over the wire (engine/host-snapshots.ts) ----------------------------------
 

@@ -109,6 +109,18 @@ export const proposalsPendingMax = 262_144;
 export const hostCheckpointMs = 1_000;
 /** Entries kept in the log below the durable applied index, for followers slightly behind. */
 export const compactionSlackEntries = 1_024;
+/**
+ * Log appends a host keeps in flight: the turn's batch is handed to the log while the previous
+ * one is still being synced (the log coalesces it into its next write), so the pump's CPU work
+ * overlaps the fsync. 1 serializes them.
+ */
+export const hostAppendsInFlightMax = 2;
+/**
+ * Committed entries a host applies per turn for groups it alone replicates. Under a heavy load
+ * this splits the callers into cohorts whose appends and applies take turns (see
+ * NodeHost.applyTurn); small enough that a cohort forms, large enough to batch the apply.
+ */
+export const hostApplyEntriesPerTurnMax = 512;
 
 // ---- Soft: snapshots over the wire (engine/host-snapshots.ts) ----------------------------------
 
@@ -171,6 +183,8 @@ assert(
 assert(keyBytesMax + 4 <= stateKeyBytesMax, 'a shard-prefixed key must fit in an LMDB key');
 assert(sessionIdBytesMax + 4 <= stateKeyBytesMax, 'a shard-prefixed session id fits in a key');
 assert(changesPerShardMax >= 1, 'the change feed keeps at least the latest change');
+assert(hostAppendsInFlightMax >= 1, 'a host keeps at least one append in flight');
+assert(hostApplyEntriesPerTurnMax >= 1, 'a host applies at least one entry per turn');
 
 // ==== Transport (engine/transport) ==============================================================
 //

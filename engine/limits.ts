@@ -41,7 +41,7 @@ export const shardsMax = 65_536;
 // Hard, on disk: changing one makes existing state directories and snapshots unreadable.
 
 /** Format version of the LMDB state environment (<dir>/state). HARD. */
-export const stateFormatVersion = 1;
+export const stateFormatVersion = 2;
 /** Format version of a shard snapshot stream. HARD: snapshots cross nodes of different builds. */
 export const snapshotFormatVersion = 1;
 /** LMDB page size of the state environment, in bytes. HARD: fixed when the file is created. */

@@ -36,6 +36,7 @@ import {
   type RawChange,
   readChanges,
   trimChanges,
+  writeChanges,
 } from './change-feed.js';
 import type { CommandResult } from './commands.js';
 import type { BinaryDb, StateDbs, StateLimits } from './dbs.js';
@@ -205,6 +206,9 @@ export class KvState {
     if (items.length === 0 && (confs === undefined || confs.size === 0)) return [];
     const work = new Map<number, ShardMeta>();
     const collected: RawChange[] = [];
+    const listening = this.listeners.size > 0;
+    // Each shard's changes, in commit order, written as one block at the end.
+    const blocks = new Map<number, RawChange[]>();
     const applier = new Applier({
       dbs: this.dbs,
       scratch: this.scratch,
@@ -219,11 +223,19 @@ export class KvState {
         }
         return meta;
       },
-      collect: this.listeners.size > 0 ? (change) => collected.push(change) : undefined,
+      record: (change) => {
+        const block = blocks.get(change.shard);
+        if (block === undefined) blocks.set(change.shard, [change]);
+        else block.push(change);
+        if (listening) collected.push(change);
+      },
     });
     this.beforeCommit();
     const results = this.dbs.env.transactionSync(() => {
       const out = items.map((item) => applier.apply(item));
+      for (const [shard, block] of blocks) {
+        writeChanges(this.dbs.changes, this.scratch, work.get(shard)!, shard, block);
+      }
       for (const [shard, meta] of work) {
         trimChanges(this.dbs, shard, meta, this.limits);
         this.dbs.meta.putSync(shardPrefix(shard), encodeMeta(meta));

@@ -3,19 +3,40 @@
  * chaos: a chaos run against real `flotilla serve` processes (see test/chaos/chaos-run.ts).
  *
  *   npm run chaos -- --minutes M [--cycles C] [--nodes 3..5] [--seed S] [--history FILE]
+ *                    [--nemesis kill,freeze,partition] [--hasty-ms MS] [--hasty-clients H]
  *
  * (`npm run chaos` builds first, then runs `node dist/bin/chaos.js`.) Faults go on for M minutes
- * and, with --cycles, until at least C kill/restart cycles are done. Prints the faults as they
- * happen and a summary; exit status 0 when every check passed, 1 when one failed, 2 on bad usage.
+ * and, with --cycles, until at least C kill/restart cycles are done. --nemesis picks the fault
+ * loops (default all three; `partition` routes node-to-node traffic through proxies it cuts and
+ * blackholes). Besides four clients with a 15 s deadline, H clients (default 2) use a deadline
+ * of MS milliseconds (default 600), so that partitions leave writes with unknown outcomes. Prints the faults as
+ * they happen and a summary; exit status 0 when every check passed, 1 when one failed, 2 on bad
+ * usage.
  */
 import { realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { formatSummary, runChaos } from '../test/chaos/chaos-run.js';
+import {
+  allNemeses,
+  formatSummary,
+  hastyTimeoutMsDefault,
+  type Nemesis,
+  runChaos,
+} from '../test/chaos/chaos-run.js';
 
 const usage =
-  'usage: chaos --minutes M [--cycles C] [--nodes 3..5] [--seed S] [--history FILE] [--quiet]';
+  'usage: chaos --minutes M [--cycles C] [--nodes 3..5] [--seed S] [--history FILE] [--quiet]\n' +
+  '             [--nemesis kill,freeze,partition] [--hasty-ms MS] [--hasty-clients 0..8]';
+
+/** The nemeses named in `text` ("kill,partition"), or undefined when one is unknown or none. */
+function parseNemeses(text: string | undefined): Nemesis[] | undefined {
+  if (text === undefined) return [...allNemeses];
+  const names = text.split(',').map((n) => n.trim());
+  const known = new Set<string>(allNemeses);
+  if (names.length === 0 || names.some((n) => !known.has(n))) return undefined;
+  return [...new Set(names)] as Nemesis[];
+}
 
 /** Runs the tool on `args` (without node and script); resolves with the exit code. */
 export async function runChaosCli(args: string[], print: (line: string) => void): Promise<number> {
@@ -30,7 +51,16 @@ export async function runChaosCli(args: string[], print: (line: string) => void)
   const nodes = Number(values.nodes ?? '3');
   const cycles = Number(values.cycles ?? '0');
   const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.seed);
+  const nemeses = parseNemeses(values.nemesis);
+  const hastyMs = Number(values['hasty-ms'] ?? hastyTimeoutMsDefault);
+  const hastyClients = Number(values['hasty-clients'] ?? '2');
   const valid =
+    nemeses !== undefined &&
+    Number.isFinite(hastyMs) &&
+    hastyMs > 0 &&
+    Number.isInteger(hastyClients) &&
+    hastyClients >= 0 &&
+    hastyClients <= 8 &&
     Number.isFinite(minutes) &&
     minutes > 0 &&
     Number.isInteger(nodes) &&
@@ -51,6 +81,9 @@ export async function runChaosCli(args: string[], print: (line: string) => void)
     nodes,
     seed,
     cyclesMin: cycles,
+    nemeses,
+    hastyTimeoutMs: hastyMs,
+    hastyClients,
     historyFile: values.history,
     log: values.quiet === true ? undefined : stamp,
   });
@@ -68,6 +101,9 @@ function parse(args: string[]) {
       seed: { type: 'string' },
       history: { type: 'string' },
       quiet: { type: 'boolean' },
+      nemesis: { type: 'string' },
+      'hasty-ms': { type: 'string' },
+      'hasty-clients': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,

@@ -3,13 +3,12 @@
  * SIGINT or SIGTERM, then closes it cleanly.
  *
  * Everything is checked before anything is written: the config, the node id, the secret, the
- * data directory's identity and the Raft port. Beside the node, a client server answers
- * `Flotilla.connect` clients on the node's client address. Once the node is up it prints one line,
+ * data directory's identity, the Raft port and the client port, on which the node answers
+ * `Flotilla.connect` clients. Once the node is up it prints one line,
  * `node N ready: raft HOST:PORT, client HOST:PORT`, which tests and `flotilla dev` wait for, and
  * then a line whenever this node starts or stops leading a shard.
  */
-import { serveNodeClients } from '../shards/client/server.js';
-import { loadClusterConfig, loadSecret } from '../shards/cluster-config.js';
+import { loadClusterConfig } from '../shards/cluster-config.js';
 import { ClusterNode } from '../shards/cluster-node.js';
 
 /** Options of the serve command. */
@@ -27,12 +26,6 @@ export async function serve(options: ServeOptions): Promise<void> {
     nodeId: options.node,
     dataDir: options.data,
   });
-  const clients = await serveNodeClients(node, { secret: loadSecret(config) }).catch(
-    async (err: unknown) => {
-      await node.close();
-      throw err;
-    },
-  );
   const leading = new Set<number>();
   node.onLeaderChange(({ group, leader, term }) => {
     if (leader === node.nodeId && !leading.has(group)) {
@@ -48,7 +41,6 @@ export async function serve(options: ServeOptions): Promise<void> {
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
   console.log(`node ${node.nodeId} stopping (${signal})`);
-  await clients.close();
   await node.close();
   console.log(`node ${node.nodeId} stopped`);
 }

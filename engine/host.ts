@@ -37,6 +37,7 @@ import {
   hostAppendsInFlightMax,
   hostApplyEntriesPerTurnMax,
   hostCheckpointMs,
+  leaderTransferTimeoutMs,
   proposalsPendingMax,
   proposalTimeoutMs,
   raftCommittedBytesPerReadyMax,
@@ -62,6 +63,7 @@ import { RaftNode } from './raft/raft-node.js';
 import type { DroppedProposals, RaftConfig, ReadOnlyOption, Ready, Refusal } from './raft/ready.js';
 import { copyConfState, type InitialState, type RaftStorage } from './raft/storage.js';
 import {
+  type ConfChange,
   type ConfState,
   type Entry,
   EntryType,
@@ -114,7 +116,11 @@ export interface NodeHostOptions {
   logger?: Logger;
 }
 
-/** A group to host: its id and its membership when it is created for the first time. */
+/**
+ * A group to host: its id and its membership when it is created for the first time. Empty
+ * `voters` (and no learners) make a joining replica: it hosts nothing until the leader's
+ * snapshot brings the state and the membership (which must then name this node).
+ */
 export interface GroupSpec {
   group: GroupId;
   voters: NodeId[];
@@ -179,6 +185,8 @@ class HostedGroup implements SnapshotGroup {
    * every write acknowledged before, by any earlier term, is applied).
    */
   localReads = false;
+  /** The caller of transferLeader waiting for the new leader (one at a time). */
+  transfer: { target: NodeId; done: (err?: FlotillaError) => void } | undefined;
   /** Callers waiting for this node to lead the group / to serve local reads. */
   leaderWaiters: (() => void)[] = [];
   localReadWaiters: (() => void)[] = [];
@@ -390,33 +398,33 @@ export class NodeHost {
       autoLeave: false,
     };
     const applied = this.state.appliedIndex(spec.group);
-    if (applied > this.log.lastIndex(spec.group)) this.restoreSnapshotMarker(spec.group, conf);
     const storage = new LogGroupStorage(this.log, spec.group, conf, () =>
       this.snapshotMeta(spec.group),
     );
+    // The state is ahead of the log only when a snapshot was installed and the node stopped
+    // before the log recorded its marker: the log then restarts from that snapshot.
+    const logLast = this.log.lastIndex(spec.group);
     const raft = new RaftNode(
-      { ...this.tunables, id: this.nodeId, group: spec.group, random: this.random, applied },
+      {
+        ...this.tunables,
+        id: this.nodeId,
+        group: spec.group,
+        random: this.random,
+        applied: Math.min(applied, logLast),
+      },
       storage,
     );
-    const hosted = new HostedGroup(spec.group, raft, applied, conf, this.log.lastIndex(spec.group));
+    if (applied > logLast) {
+      const { term } = this.state.applied(spec.group);
+      raft.restoreSnapshot({ index: applied, term, conf: copyConfState(conf) });
+    }
+    const hosted = new HostedGroup(spec.group, raft, applied, conf, logLast);
     this.groups.set(spec.group, hosted);
     if (conf.voters.length === 1 && conf.voters[0] === this.nodeId && conf.learners.length === 0) {
       // A group this node alone votes in needs no election timeout to elect itself.
       raft.campaign();
     }
     this.markDirty(hosted);
-  }
-
-  /**
-   * A crash between installing a snapshot in the state and making its log marker durable (the
-   * state is flushed first, see persist) leaves the state ahead of the log. The marker is
-   * written again from the state, which holds the snapshot's index, term and membership.
-   */
-  private restoreSnapshotMarker(group: GroupId, conf: ConfState): void {
-    const { index, term } = this.state.applied(group);
-    const write: GroupWrite = { group, snapshot: { index, term, conf: copyConfState(conf) } };
-    const durable = this.log.append([write]).catch((err: unknown) => this.fail(err));
-    this.logTail = Promise.all([this.logTail, durable]).then(() => undefined);
   }
 
   /** The groups hosted here. */
@@ -545,6 +553,134 @@ export class NodeHost {
     });
   }
 
+  /**
+   * Proposes a membership change of `group` (engine/raft/conf-change.ts); resolves with the
+   * membership once the change is committed and applied here (a joint change resolves when the
+   * joint configuration is entered; the leader leaves it on its own). Rejects with NOT_LEADER,
+   * BUSY (another change is pending), INVALID_ARGUMENT (the change does not apply to the current
+   * membership), TIMEOUT with outcome unknown, DROPPED or CLOSED.
+   */
+  changeMembership(group: GroupId, change: ConfChange): Promise<ConfState> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(closedError());
+    const hosted = this.groupOf(group);
+    const bad = confChangeProblem(change);
+    if (bad !== undefined) {
+      return Promise.reject(
+        new FlotillaError('INVALID_ARGUMENT', `shard ${group}: ${bad}`, { group }),
+      );
+    }
+    if (this.pendingCount >= proposalsPendingMax) {
+      return Promise.reject(
+        new FlotillaError('BUSY', `${this.pendingCount} proposals are pending; back off and retry`),
+      );
+    }
+    const accepted = hosted.raft.proposeConfChange(change);
+    if (!accepted.ok) return Promise.reject(refusalError(group, accepted));
+    return new Promise<ConfState>((resolve, reject) => {
+      const previous = hosted.proposals.get(accepted.index);
+      if (previous !== undefined) {
+        // A proposal of an older term held this index: the new leader's log replaced it.
+        this.pendingCount--;
+        previous.reject(droppedError(group, 'another leader overwrote it'));
+      }
+      hosted.proposals.set(accepted.index, {
+        term: accepted.term,
+        deadline: this.scheduler.now() + proposalTimeoutMs,
+        resolve: () => {
+          // apply() stored the new membership just before. The core counts the change applied
+          // only once this turn's Ready is advanced (after the turn's write): resolve after
+          // that, so that the caller's next change is not refused as still pending.
+          const conf = copyConfState(hosted.confState);
+          queueMicrotask(() => {
+            const settle = () => resolve(conf);
+            if (this.lastAppend === undefined) settle();
+            else this.lastAppend.then(settle, settle);
+          });
+        },
+        reject,
+      });
+      this.pendingCount++;
+      this.waiting.add(hosted);
+      this.markDirty(hosted);
+    });
+  }
+
+  /**
+   * Hands the leadership of `group` to its voter `target`. This node must lead the group, or be
+   * `target` (a follower may ask for itself). Resolves once this node learns that `target`
+   * leads; rejects with NOT_LEADER, INVALID_ARGUMENT (`target` is not a voter), BUSY (a
+   * transfer is already awaited here) or TIMEOUT (not done within leaderTransferTimeoutMs; the
+   * core abandons a transfer after one election timeout, e.g. when the target lags too far).
+   */
+  transferLeader(group: GroupId, target: NodeId): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(closedError());
+    const hosted = this.groupOf(group);
+    if (hosted.raft.isLeader() && target === this.nodeId) return Promise.resolve();
+    if (hosted.transfer !== undefined) {
+      return Promise.reject(
+        new FlotillaError('BUSY', `shard ${group}: a leadership transfer is in progress`, {
+          group,
+        }),
+      );
+    }
+    const accepted = hosted.raft.transferLeader(target);
+    if (!accepted.ok) return Promise.reject(refusalError(group, accepted));
+    this.markDirty(hosted);
+    return new Promise<void>((resolve, reject) => {
+      const finish = (err?: FlotillaError) => {
+        if (hosted.transfer !== current) return;
+        hosted.transfer = undefined;
+        timer.cancel();
+        unsubscribe();
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      const current = { target, done: finish };
+      hosted.transfer = current;
+      const unsubscribe = this.onLeaderChange((change) => {
+        if (change.group === group && change.leader === target) finish();
+      });
+      const timer = this.scheduler.after(leaderTransferTimeoutMs, () =>
+        finish(
+          new FlotillaError('TIMEOUT', `shard ${group}: n${target} did not take over in time`, {
+            outcome: 'unknown',
+            group,
+          }),
+        ),
+      );
+    });
+  }
+
+  /**
+   * Stops hosting `group`, once a membership change removed this node from it: its requests
+   * fail with STALE_EPOCH (proposals with outcome unknown), and it is no longer ticked or
+   * pumped. The group's state and log stay: hosting it again (`addGroup`) resumes from them as a
+   * lagging replica, which the leader catches up from its log or a snapshot.
+   */
+  async removeGroup(group: GroupId): Promise<void> {
+    this.checkOpen();
+    const hosted = this.groupOf(group);
+    // A Ready being persisted finishes first, so the pump never meets a removed group.
+    while (hosted.inFlight && this.failure === undefined && this.lastAppend !== undefined) {
+      await this.lastAppend.catch(() => undefined);
+    }
+    if (this.groups.get(group) !== hosted) return;
+    this.groups.delete(group);
+    this.dirty.delete(hosted);
+    this.waiting.delete(hosted);
+    this.applyQueue.delete(hosted);
+    const moved = new FlotillaError(
+      'STALE_EPOCH',
+      `shard ${group} moved off node ${this.nodeId}; refresh the shard map and retry`,
+      { group, outcome: 'unknown' },
+    );
+    hosted.transfer?.done(moved);
+    this.failGroup(hosted, moved);
+    hosted.raft.close();
+  }
+
   /** Whether a linearizable read of `group` may be served from the applied state at once. */
   canReadLocally(group: GroupId): boolean {
     const hosted = this.groupOf(group);
@@ -588,7 +724,11 @@ export class NodeHost {
     });
   }
 
-  /** Feeds messages from another node into their groups. */
+  /**
+   * Feeds messages from another node into their groups. Messages for a group not hosted here
+   * are dropped: a node takes a new replica of a group only when told to (`addGroup` with an
+   * empty membership, then the leader's snapshot), never because a peer wrote to it.
+   */
   receive(messages: readonly Message[]): void {
     if (this.closed) return;
     for (const m of messages) {
@@ -633,6 +773,8 @@ export class NodeHost {
   }
 
   private markDirty(hosted: HostedGroup): void {
+    // A group removed meanwhile (a snapshot stream may still name it) has nothing to do.
+    if (this.groups.get(hosted.id) !== hosted) return;
     this.dirty.add(hosted);
     if (this.mayAppend()) this.schedulePump();
   }
@@ -863,7 +1005,9 @@ export class NodeHost {
     if (snapshot) this.flushingForSnapshot = false;
     if (this.failure !== undefined) return;
     for (const w of writes) {
-      const hosted = this.groups.get(w.group)!;
+      // A group removed meanwhile (removeGroup) no longer needs its durable index.
+      const hosted = this.groups.get(w.group);
+      if (hosted === undefined) continue;
       const last = w.entries?.[w.entries.length - 1];
       if (last !== undefined) hosted.durableIndex = last.index;
       else if (w.snapshot !== undefined) hosted.durableIndex = w.snapshot.index;
@@ -1075,10 +1219,27 @@ export class NodeHost {
     hosted.reads.clear();
     for (const { read } of hosted.readyReads) read.reject(err);
     hosted.readyReads.length = 0;
+    hosted.transfer?.done(err);
     // Waiters go on and meet the error at their next call.
     for (const wake of hosted.leaderWaiters.splice(0)) wake();
     for (const wake of hosted.localReadWaiters.splice(0)) wake();
   }
+}
+
+const confChangeTypes = new Set(['addVoter', 'removeVoter', 'addLearner']);
+const confTransitions = new Set(['auto', 'joint-auto-leave', 'joint-explicit']);
+
+/** What is malformed in a membership change from a caller, or undefined if nothing is. */
+function confChangeProblem(change: ConfChange): string | undefined {
+  if (!Array.isArray(change.changes)) return 'a membership change needs a list of changes';
+  if (!confTransitions.has(change.transition)) return `unknown transition ${change.transition}`;
+  for (const c of change.changes) {
+    if (!confChangeTypes.has(c.type)) return `unknown membership change type ${String(c.type)}`;
+    if (!Number.isInteger(c.node) || c.node <= 0 || c.node > 0xffffffff) {
+      return `node id ${c.node} is not an integer in 1..2^32-1`;
+    }
+  }
+  return undefined;
 }
 
 /** How many of `committed` (ascending) are at or below `durableLast`. */

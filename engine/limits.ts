@@ -36,6 +36,14 @@ export const commandBytesMax = 8 * 1024 * 1024;
 export const shardsDefault = 16;
 /** Most shards one store may be created with. */
 export const shardsMax = 65_536;
+/**
+ * Longest a node holds a request for a shard that is electing a leader (no leader known), so
+ * that the request is served, or redirected, as soon as the election ends instead of after the
+ * caller's next retry: one election timeout at the default tick.
+ */
+export const electionWaitMs = 1_000;
+/** Requests one node holds that way at once; beyond it they are refused (NOT_LEADER) at once. */
+export const electionWaitersMax = 4_096;
 
 // ---- State machine (engine/state) ------------------------------------------------------------
 // Hard, on disk: changing one makes existing state directories and snapshots unreadable.
@@ -121,6 +129,11 @@ export const hostAppendsInFlightMax = 2;
  * NodeHost.applyTurn); small enough that a cohort forms, large enough to batch the apply.
  */
 export const hostApplyEntriesPerTurnMax = 512;
+/**
+ * How long `NodeHost.transferLeader` waits to see the target lead, in milliseconds (the Raft
+ * core itself abandons a transfer after one election timeout).
+ */
+export const leaderTransferTimeoutMs = 5_000;
 
 // ---- Soft: snapshots over the wire (engine/host-snapshots.ts) ----------------------------------
 
@@ -295,8 +308,15 @@ export const logSegmentBytesMax = 1024 * 1024 * 1024;
 
 // ---- Soft: log tunables ------------------------------------------------------------------------
 
-/** Size of a new segment file (preallocated with ftruncate). Existing segments keep their size. */
+/** Size of a new segment file (preallocated ahead of need). Existing segments keep their size. */
 export const logSegmentBytesDefault = 64 * 1024 * 1024;
+/**
+ * Whether a new segment is preallocated by writing zeros over it (true) or only sized with
+ * ftruncate, leaving it sparse (false). See engine/log/segments.ts for the measurements.
+ */
+export const logSegmentZeroFill = false;
+/** Bytes per write when a new segment is filled with zeros. */
+export const logSegmentFillBytes = 1024 * 1024;
 /** Smallest segment a log may be configured with (tests use small ones to rotate often). */
 export const logSegmentBytesMin = 4 * 1024;
 /** Most bytes appended but not yet durable; beyond it `append` rejects with BUSY. */
@@ -334,6 +354,7 @@ assert(
   'a largest command and the record ending its write must fit in one log write',
 );
 assert(logAppendQueueBytesMax >= logWriteBytesMax, 'the append queue must hold a largest write');
+assert(logSegmentFillBytes % 4096 === 0, 'zero-fill writes are whole pages');
 assert(logRewriteBurstBytes >= 64 * 1024, 'the rewrite burst must move more than a few records');
 
 assert(kernelWindowBytesMin >= recordHeaderBytes, 'a kernel window must hold a record header');
@@ -387,6 +408,11 @@ export const clientConnectTimeoutMs = 3_000;
 export const clientRetryBackoffMinMs = 5;
 /** Largest retry delay of a call (before jitter). */
 export const clientRetryBackoffMaxMs = 500;
+/**
+ * Largest delay between rounds over a shard's replicas when none leads it (an election is
+ * under way): the call should notice the new leader soon after the election ends.
+ */
+export const clientLeaderPollMsMax = 100;
 /** First delay before redialing a node that could not be reached (before jitter). */
 export const clientRedialBackoffMinMs = 50;
 /** Largest delay before redialing a node that could not be reached (before jitter). */
@@ -402,6 +428,11 @@ export const clientSessionWaitersMax = 65_536;
 export const clientEndpointsMax = 256;
 
 // ---- Checked relations: client protocol --------------------------------------------------------
+
+assert(
+  clientRetryBackoffMinMs <= clientLeaderPollMsMax,
+  'the leader poll cap is not below the first retry delay',
+);
 
 /** Bytes a client frame may need beyond its largest payload (header, msgpack framing, fields). */
 const clientFrameOverheadBytesMax = 64 * 1024;

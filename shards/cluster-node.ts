@@ -9,7 +9,10 @@
  * talking. The first replica of a shard is its preferred leader and campaigns at start; whichever
  * node leads a shard makes sure the shard owns its hash range (the `shardRange` command).
  *
- * `service` is the shard-level interface the client protocol serves.
+ * `service` is the shard-level interface the client protocol serves; unless told otherwise the
+ * node serves it to `Flotilla.connect` clients on its client address. Both ports are bound
+ * before a new data directory is created, so a port in use fails the start with nothing written;
+ * clients that connect while the node is still opening its log are turned away and retry.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,6 +32,13 @@ import {
   type TcpTuning,
 } from '../engine/transport/tcp-transport.js';
 import { defaultLogger, type Logger } from '../engine/transport/transport.js';
+import {
+  type ClientServer,
+  type ClientServerTls,
+  type ClientServerTuning,
+  type ListeningClientServer,
+  listenClients,
+} from './client/server.js';
 import {
   type ClusterConfig,
   fullAddress,
@@ -55,6 +65,8 @@ export interface ClusterNodeTuning {
   transport?: Partial<TcpTuning>;
   /** Milliseconds between checks of the peer connections (default: one tick). */
   peerCheckMs?: number;
+  /** Longest a request waits for its shard to elect a leader (default electionWaitMs). */
+  electionWaitMs?: number;
 }
 
 /** Options of `ClusterNode.start` and `Flotilla.start`. */
@@ -71,6 +83,15 @@ export interface ClusterNodeOptions {
   listen?: { raft?: string };
   /** TLS for node-to-node traffic. */
   tls?: TcpTlsOptions;
+  /**
+   * Serve `Flotilla.connect` clients on the node's client address (default true); false when
+   * the application serves them itself (`startClientServer` over `node.service`).
+   */
+  serveClients?: boolean;
+  /** TLS for client connections. */
+  clientTls?: ClientServerTls;
+  /** Tunables of the client server. */
+  clientTuning?: Partial<ClientServerTuning>;
   logger?: Logger;
   tuning?: ClusterNodeTuning;
 }
@@ -114,6 +135,38 @@ function secretOf(options: ClusterNodeOptions, config: ClusterConfig): Buffer {
   return secret;
 }
 
+/** Binds the client port of the node (serving once attached); a port in use is CONFIG. */
+async function listenNodeClients(
+  options: ClusterNodeOptions,
+  config: ClusterConfig,
+  self: NodeConfig,
+  secret: Buffer,
+  logger: Logger,
+): Promise<ListeningClientServer | undefined> {
+  if (options.serveClients === false) return undefined;
+  const address = fullAddress(self.client);
+  const { host, port } = parseAddress(address, 'client', `node ${self.id}`);
+  try {
+    return await listenClients({
+      host,
+      port,
+      clusterId: config.clusterId,
+      secret,
+      logger,
+      ...(options.clientTls === undefined ? {} : { tls: options.clientTls }),
+      ...(options.clientTuning === undefined ? {} : { tuning: options.clientTuning }),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: NodeJS.ErrnoException }).cause;
+    if (cause?.code !== 'EADDRINUSE') throw err;
+    throw new FlotillaError(
+      'CONFIG',
+      `node ${self.id} cannot serve clients on ${address}: the address is in use`,
+      { cause: err },
+    );
+  }
+}
+
 /** Opens the transport on `address`, turning a failure to listen into a CONFIG error. */
 async function listenRaft(
   nodeId: number,
@@ -151,6 +204,7 @@ export class ClusterNode {
   private readonly host: NodeHost;
   private readonly state: KvState;
   private readonly log: SegmentedLog;
+  private readonly clients: ClientServer | undefined;
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -160,7 +214,13 @@ export class ClusterNode {
     readonly dataDir: string,
     /** The address the Raft transport listens on. */
     readonly raftAddress: string,
-    parts: { transport: TcpTransport; host: NodeHost; state: KvState; log: SegmentedLog },
+    parts: {
+      transport: TcpTransport;
+      host: NodeHost;
+      state: KvState;
+      log: SegmentedLog;
+      clients: ClientServer | undefined;
+    },
     private readonly logger: Logger,
     tuning: ClusterNodeTuning,
   ) {
@@ -168,10 +228,16 @@ export class ClusterNode {
     this.host = parts.host;
     this.state = parts.state;
     this.log = parts.log;
+    this.clients = parts.clients;
     this.ranges = evenRanges(config.shards);
     this.placement = initialPlacement(config);
     this.tickMs = tuning.tickMs ?? tickMsDefault;
-    this.service = new LocalNodeService(this.host, this.state, () => this.shardMap());
+    this.service = new LocalNodeService(
+      this.host,
+      this.state,
+      () => this.shardMap(),
+      tuning.electionWaitMs,
+    );
     this.host.onLeaderChange((change) => this.leaderChanged(change));
     const check = setInterval(() => this.checkPeers(), tuning.peerCheckMs ?? this.tickMs);
     check.unref();
@@ -214,6 +280,13 @@ export class ClusterNode {
         },
       }),
     );
+    let clients: ListeningClientServer | undefined;
+    try {
+      clients = await listenNodeClients(options, config, self, secret, logger);
+    } catch (err) {
+      await transport.close();
+      throw err;
+    }
     let log: SegmentedLog | undefined;
     let state: KvState | undefined;
     try {
@@ -237,11 +310,13 @@ export class ClusterNode {
         snapshot: tuning.snapshot,
         logger,
       });
-      const parts = { transport, host, state, log };
+      const parts = { transport, host, state, log, clients };
       const node = new ClusterNode(config, self, dataDir, raftAddress, parts, logger, tuning);
       node.hostShards();
+      clients?.attach(node.service);
       return node;
     } catch (err) {
+      await clients?.close();
       await host?.close();
       await transport.close();
       await log?.close();
@@ -316,6 +391,7 @@ export class ClusterNode {
   private async shutdown(): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    await this.clients?.close();
     await this.host.close();
     await this.transport.close();
     await this.state.flush();

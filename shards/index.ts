@@ -8,7 +8,12 @@ import { EmbeddedStore, type OpenOptions } from './store.js';
 export { ErrorCode, FlotillaError, isFlotillaError } from '../engine/errors.js';
 export type { ShardTxn, UserCommand } from '../engine/state/exec.js';
 export type { ClientTls, ConnectOptions, RemoteStore } from './client/remote.js';
-export type { ClientServer, ClientServerOptions, ServableNode } from './client/server.js';
+export type {
+  ClientServer,
+  ClientServerOptions,
+  ClientServerTls,
+  ServableNode,
+} from './client/server.js';
 export { serveNodeClients, startClientServer } from './client/server.js';
 export type { ClusterConfig, NodeConfig } from './cluster-config.js';
 export type {
@@ -30,7 +35,8 @@ export const Flotilla = {
   },
   /**
    * Starts one node of a cluster inside this process, as `flotilla serve` does: the node
-   * `options.nodeId` of `options.config` (a parsed cluster config or the path of cluster.json).
+   * `options.nodeId` of `options.config` (a parsed cluster config or the path of cluster.json),
+   * serving `Flotilla.connect` clients on its client address.
    */
   start(options: ClusterNodeOptions): Promise<ClusterNode> {
     return ClusterNode.start(options);

@@ -9,6 +9,7 @@
  */
 import { FlotillaError } from '../engine/errors.js';
 import type { NodeHost } from '../engine/host.js';
+import { electionWaitersMax, electionWaitMs } from '../engine/limits.js';
 import type { Change } from '../engine/state/change-feed.js';
 import type { CommandResult } from '../engine/state/commands.js';
 import type { KvState, ScanEntry, StoredValue } from '../engine/state/kv-state.js';
@@ -69,13 +70,73 @@ export interface NodeService {
   status(): Record<string, unknown>;
 }
 
+/**
+ * Requests held while their shard elects a leader. A replica that knows no leader (it is a
+ * candidate, or its leader stepped down) holds a request until the shard has one, then serves it
+ * or redirects it to the winner: the caller does not have to guess when the election ends.
+ * Bounded in number (`electionWaitersMax`) and in time (`electionWaitMs`).
+ */
+class ElectionWaits {
+  private readonly waiting = new Map<number, (() => void)[]>();
+  private count = 0;
+  private listening = false;
+
+  constructor(
+    private readonly host: NodeHost,
+    private readonly waitMs: number,
+  ) {}
+
+  /** A promise that settles once `shard` has a leader (or after the wait), else undefined. */
+  wait(shard: number): Promise<void> | undefined {
+    if (!this.host.hosts(shard) || this.host.leaderOf(shard) !== 0) return undefined;
+    if (this.count >= electionWaitersMax) return undefined;
+    if (!this.listening) {
+      this.listening = true;
+      this.host.onLeaderChange((c) => {
+        if (c.leader !== 0) this.wake(c.group);
+      });
+    }
+    return new Promise((resolve) => {
+      const list = this.waiting.get(shard) ?? [];
+      this.waiting.set(shard, list);
+      this.count++;
+      const done = () => {
+        clearTimeout(timer);
+        this.count--;
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const at = list.indexOf(done);
+        if (at >= 0) list.splice(at, 1);
+        if (list.length === 0 && this.waiting.get(shard) === list) this.waiting.delete(shard);
+        done();
+      }, this.waitMs);
+      timer.unref();
+      list.push(done);
+    });
+  }
+
+  private wake(shard: number): void {
+    const list = this.waiting.get(shard);
+    if (list === undefined) return;
+    this.waiting.delete(shard);
+    for (const done of list) done();
+  }
+}
+
 /** NodeService over this process's host and state. */
 export class LocalNodeService implements NodeService {
+  private readonly elections: ElectionWaits;
+
   constructor(
     private readonly host: NodeHost,
     private readonly state: KvState,
     private readonly map: () => ShardMap,
-  ) {}
+    /** Longest a request waits for its shard's election (see ElectionWaits). */
+    electionWait = electionWaitMs,
+  ) {
+    this.elections = new ElectionWaits(host, electionWait);
+  }
 
   get nodeId(): number {
     return this.host.nodeId;
@@ -86,7 +147,9 @@ export class LocalNodeService implements NodeService {
   }
 
   propose(shard: number, command: Uint8Array): Promise<CommandResult> {
-    return this.host.propose(shard, command);
+    const election = this.elections.wait(shard);
+    if (election === undefined) return this.host.propose(shard, command);
+    return election.then(() => this.host.propose(shard, command));
   }
 
   /** Waits until `shard` may be read here at `consistency`. */
@@ -103,6 +166,16 @@ export class LocalNodeService implements NodeService {
   }
 
   read(shard: number, key: Uint8Array, consistency: Consistency): Promise<StoredValue | undefined> {
+    const election = consistency === 'stale' ? undefined : this.elections.wait(shard);
+    if (election !== undefined) return election.then(() => this.readNow(shard, key, consistency));
+    return this.readNow(shard, key, consistency);
+  }
+
+  private readNow(
+    shard: number,
+    key: Uint8Array,
+    consistency: Consistency,
+  ): Promise<StoredValue | undefined> {
     try {
       const wait = this.barrier(shard, consistency);
       if (wait === undefined) return Promise.resolve(this.state.get(shard, key));

@@ -131,21 +131,30 @@ export function encodedBytes(records: readonly RecordInput[]): number {
 
 /** Throws RangeError when a record cannot be framed (a programmer error in the caller). */
 export function checkRecordInput(r: RecordInput): void {
-  if (!Number.isInteger(r.type) || r.type < 1 || r.type > 255) {
-    throw new RangeError(`record type must be 1..255, got ${r.type}`);
+  checkRecordFields(r.type, r.group, r.term, r.index, r.payload.length);
+}
+
+/** As `checkRecordInput`, for a record given field by field. */
+export function checkRecordFields(
+  type: number,
+  group: number,
+  term: number,
+  index: number,
+  payloadBytes: number,
+): void {
+  if (!Number.isInteger(type) || type < 1 || type > 255) {
+    throw new RangeError(`record type must be 1..255, got ${type}`);
   }
-  if (!Number.isInteger(r.group) || r.group < 0 || r.group > 0xffffffff) {
-    throw new RangeError(`record group must be a u32, got ${r.group}`);
+  if (!Number.isInteger(group) || group < 0 || group > 0xffffffff) {
+    throw new RangeError(`record group must be a u32, got ${group}`);
   }
-  if (!Number.isSafeInteger(r.term) || r.term < 0) {
-    throw new RangeError(`record term must be a safe non-negative integer, got ${r.term}`);
+  if (!Number.isSafeInteger(term) || term < 0) {
+    throw new RangeError(`record term must be a safe non-negative integer, got ${term}`);
   }
-  if (!Number.isSafeInteger(r.index) || r.index < 0) {
-    throw new RangeError(`record index must be a safe non-negative integer, got ${r.index}`);
+  if (!Number.isSafeInteger(index) || index < 0) {
+    throw new RangeError(`record index must be a safe non-negative integer, got ${index}`);
   }
-  if (r.payload.length > recordPayloadBytesMax) {
-    throw new RangeError(
-      `record payload of ${r.payload.length} B exceeds ${recordPayloadBytesMax}`,
-    );
+  if (payloadBytes > recordPayloadBytesMax) {
+    throw new RangeError(`record payload of ${payloadBytes} B exceeds ${recordPayloadBytesMax}`);
   }
 }

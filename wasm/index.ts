@@ -11,13 +11,16 @@
  * Every other result is a fresh object.
  */
 export * from './format.js';
+export * from './record-batch.js';
 
 import type { DecodeResult, RecordInput } from './format.js';
 import { hashWasmKeyBytesMin } from './kernel-limits.js';
 import { loadKernels } from './loader.js';
+import type { RecordBatch } from './record-batch.js';
 import { crc32c as crc32cRef } from './reference/crc32c.js';
 import {
   decodeRecords as decodeRecordsRef,
+  encodeRecordsInto as encodeRecordsIntoRef,
   encodeRecords as encodeRecordsRef,
 } from './reference/framing.js';
 import { xxhash32 as xxhash32Ref } from './reference/xxhash32.js';
@@ -58,4 +61,14 @@ export function hashKeys(keys: readonly Uint8Array[], seed = 0): Uint32Array {
   const out = new Uint32Array(keys.length);
   for (let i = 0; i < keys.length; i++) out[i] = xxhash32Ref(keys[i]!, seed);
   return out;
+}
+
+/**
+ * Frames the records of `batch` back to back into `out` from offset `at` and returns the bytes
+ * written (`batch.bytes`). Unlike `encodeRecords`, the result is in the caller's buffer.
+ */
+export function encodeRecordsInto(batch: RecordBatch, out: Uint8Array, at: number): number {
+  return wasm !== undefined
+    ? wasm.encodeRecordsInto(batch, out, at)
+    : encodeRecordsIntoRef(batch, out, at);
 }

@@ -31,9 +31,11 @@ import {
   kernelWindowBytes,
   kernelWindowBytesMin,
 } from './kernel-limits.js';
+import { batchHeaderWords, checkOutputRoom, type RecordBatch } from './record-batch.js';
 
 const pageBytes = 64 * 1024;
-const descriptorBytes = 32;
+/** An encode descriptor is a record's header words (wasm/record-batch.ts). */
+const descriptorBytes = batchHeaderWords * 4;
 const resultBytes = 16;
 
 /** Where the module is looked for, relative to this file: from sources, then from dist/wasm/. */
@@ -374,6 +376,39 @@ export class WasmKernels {
     this.liveStart = out;
     this.liveEnd = out + total;
     return u8.subarray(out, out + total);
+  }
+
+  /**
+   * Frames the records of `batch` into `out` from `at` (a buffer outside kernel memory); returns
+   * the bytes written. The batch's header words are the kernel's descriptors as they stand, so
+   * they are staged with one copy, and the output is copied out, so nothing stays live here.
+   */
+  encodeRecordsInto(batch: RecordBatch, out: Uint8Array, at: number): number {
+    const n = batch.count;
+    const total = batch.bytes;
+    checkOutputRoom(out, at, total);
+    if (this.inKernelMemory(out)) throw new RangeError('the output must not be kernel memory');
+    const need = n * descriptorBytes + total;
+    const desc = this.clearStart(need);
+    let moved: readonly Uint8Array[] | undefined;
+    if (desc + need > this.buffer.byteLength) {
+      moved = this.growFor(
+        desc + need,
+        Array.from({ length: n }, (_, k) => batch.payload(k)),
+      );
+    }
+    const first = desc + n * descriptorBytes;
+    this.u32.set(batch.headers.subarray(0, n * batchHeaderWords), desc >>> 2);
+    const u8 = this.u8;
+    let to = first + recordHeaderBytes;
+    for (let k = 0; k < n; k++) {
+      const payload = moved === undefined ? batch.payload(k) : moved[k]!;
+      u8.set(payload, to);
+      to += payload.length + recordHeaderBytes;
+    }
+    this.k.encode(desc, n, first);
+    out.set(u8.subarray(first, first + total), at);
+    return total;
   }
 
   /** Verifies the records at the start of `buf`; the reference's `decodeRecords` semantics. */

@@ -9,8 +9,8 @@
  *   log and not the building of its input.
  * - `append/<batch>/raw`: the physical limit: one `write` + one `fdatasync` per call of a
  *   prebuilt buffer exactly as long as the log's write for that batch (its records and the
- *   write's closing record), at the next offset of a file preallocated as the log's segments
- *   are (ftruncate to 64 MiB, then a fresh file).
+ *   write's closing record), at the next offset of a 64 MiB file preallocated as the log's
+ *   segments are (same policy, prepared one file ahead), then a fresh file.
  * - `recover/<size>/log`: opening a log of that many bytes of records (64 KiB batches over 64
  *   groups): reading every segment to its end, verifying every CRC, rebuilding the indexes. The
  *   log is opened several times; the row gives the median, the note every open (the first runs
@@ -24,9 +24,11 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { logSegmentZeroFill } from '../../engine/limits.js';
 import { type LogFile, nodeLogFs } from '../../engine/log/fs.js';
 import type { GroupWrite } from '../../engine/log/log-store.js';
 import { SegmentedLog } from '../../engine/log/segmented-log.js';
+import { preallocate } from '../../engine/log/segments.js';
 import type { Entry } from '../../engine/raft/types.js';
 import { recordHeaderBytes } from '../../wasm/index.js';
 import { type BenchRow, type BenchSuite, percentile, type SuiteContext } from '../harness.js';
@@ -108,10 +110,15 @@ function writeBytes(entries: number): number {
   return entries * recordBytes + recordHeaderBytes;
 }
 
-/** The raw loop: write + fdatasync of `bytes` at the next offset of a preallocated file. */
+/**
+ * The raw loop: write + fdatasync of `bytes` at the next offset of a preallocated file. Files are
+ * made as the log makes its segments: preallocated by the same policy (`preallocate`, zero-filled
+ * or sparse as `logSegmentZeroFill` says), synced, and prepared one ahead in the background.
+ */
 class RawWriter {
   private readonly buf: Uint8Array;
   private file: LogFile | undefined;
+  private next: Promise<LogFile> | undefined;
   private files = 0;
   private at = fileBytes;
 
@@ -125,8 +132,8 @@ class RawWriter {
   async step(): Promise<void> {
     if (this.at + this.buf.length > fileBytes) {
       await this.file?.close();
-      this.file = await nodeLogFs.open(join(this.dir, `raw-${++this.files}`), true);
-      await this.file.truncate(fileBytes);
+      this.file = await (this.next ?? this.create());
+      this.next = this.create();
       this.at = 0;
     }
     await this.file!.write(this.buf, this.at);
@@ -136,7 +143,15 @@ class RawWriter {
 
   async close(): Promise<void> {
     await this.file?.close();
+    await (await this.next)?.close();
     for (let k = 1; k <= this.files; k++) rmSync(join(this.dir, `raw-${k}`));
+  }
+
+  private async create(): Promise<LogFile> {
+    const file = await nodeLogFs.open(join(this.dir, `raw-${++this.files}`), true);
+    await preallocate(file, fileBytes, logSegmentZeroFill);
+    await file.datasync();
+    return file;
   }
 }
 
@@ -200,7 +215,7 @@ async function batchRows(ctx: SuiteContext, batch: (typeof batches)[number]) {
   }
   const rows = contenders.map((c) => row(c, batch.entries, bytes));
   const [rawRow, single] = rows;
-  rawRow!.note = `write+fdatasync of ${bytes} B, preallocated file`;
+  rawRow!.note = `write+fdatasync of ${bytes} B, ${logSegmentZeroFill ? 'zero-filled' : 'sparse'} file`;
   for (let k = 1; k < rows.length; k++) {
     const r = rows[k]!;
     const notes = [`payload ${((r.opsPerSec * entryBytes) / 1e6).toFixed(1)} MB/s`];

@@ -6,8 +6,9 @@
  *
  * Write path. `append` applies a write to the in-memory state at once (reads see it), gives
  * each record its place in the stream (segment, offset) and frames it (CRC32C included, one
- * `encodeRecords` kernel call per call) into the buffer of the open chunk: the records of one
- * future write. One flusher takes a chunk, writes its buffer with one `write`, fdatasyncs it,
+ * `encodeRecordsInto` kernel call per call, from header fields staged in a typed array) straight
+ * into the buffer of the open chunk: the records of one future write. One flusher takes a chunk,
+ * writes its buffer with one `write`, fdatasyncs it (preparing the next chunk's buffer meanwhile),
  * resolves the appends it completed, and takes the next chunk — so appends arriving while a sync
  * is in flight are coalesced into the next write. A chunk stays within one segment and within
  * `logWriteBytesMax` and ends with a LogWriteEnd record; recovery keeps a chunk whole or drops
@@ -35,7 +36,7 @@
  * must be reopened (after a failed fdatasync the page cache can no longer be trusted).
  */
 import { join } from 'node:path';
-import { type RecordInput, recordHeaderBytes } from '../../wasm/index.js';
+import { recordHeaderBytes } from '../../wasm/index.js';
 import { assert } from '../assert.js';
 import { ErrorCode, FlotillaError, isFlotillaError } from '../errors.js';
 import {
@@ -47,6 +48,7 @@ import {
   logSegmentBytesDefault,
   logSegmentBytesMax,
   logSegmentBytesMin,
+  logSegmentZeroFill,
   logWriteBytesMax,
 } from '../limits.js';
 import type { Entry, GroupId, HardState, SnapshotMeta } from '../raft/types.js';
@@ -61,6 +63,7 @@ import {
   segmentHeaderBytes,
   segmentName,
 } from './format.js';
+import { framedRecordOf } from './framed-records.js';
 import { type LogFs, nodeLogFs } from './fs.js';
 import { GroupState, type RecordLoc } from './group-state.js';
 import type { GroupWrite, LogStore } from './log-store.js';
@@ -76,6 +79,8 @@ export interface SegmentedLogOptions {
   fs?: LogFs;
   /** Size of new segment files. */
   segmentBytes?: number;
+  /** Whether new segments are written full of zeros instead of left sparse (segments.ts). */
+  zeroFill?: boolean;
   /** Most bytes appended but not yet durable before `append` rejects with BUSY. */
   appendQueueBytesMax?: number;
   /** Bytes of written chunks (recent records) kept in memory for reads. */
@@ -205,7 +210,7 @@ export class SegmentedLog implements LogStore {
     const fs = options.fs ?? nodeLogFs;
     await fs.mkdir(options.dir);
     const recovered = await recoverLog(fs, options.dir);
-    const table = new SegmentTable(fs, options.dir);
+    const table = new SegmentTable(fs, options.dir, options.zeroFill ?? logSegmentZeroFill);
     for (const s of recovered.segments) table.adopt(s.seq, s.capacity, s.file);
     // Empty segments prepared after the tail go: new ones get the configured size.
     const spare = recovered.segments.filter((s) => s.seq > recovered.tailSeq);
@@ -354,16 +359,18 @@ export class SegmentedLog implements LogStore {
   /** The most record bytes a GroupWrite can produce; rejects entries no segment can hold. */
   private boundOf(w: GroupWrite): number {
     let bytes = 0;
-    const usable = this.segmentBytes - segmentHeaderBytes;
+    // The record and its chunk's closing LogWriteEnd must fit a segment and a write.
+    const recordMax = Math.min(this.segmentBytes - segmentHeaderBytes, logWriteBytesMax);
     if (w.snapshot !== undefined) {
       bytes += 2 * recordHeaderBytes + encodeConfState(w.snapshot.conf).length;
     }
-    if (w.entries !== undefined && w.entries.length > 0) {
+    const entries = w.entries;
+    if (entries !== undefined && entries.length > 0) {
       bytes += recordHeaderBytes;
-      for (const e of w.entries) {
+      for (let k = 0; k < entries.length; k++) {
+        const e = entries[k]!;
         const record = recordHeaderBytes + e.data.length;
-        // The record and its chunk's closing LogWriteEnd must fit a segment and a write.
-        if (record + recordHeaderBytes > Math.min(usable, logWriteBytesMax)) {
+        if (record + recordHeaderBytes > recordMax) {
           throw new FlotillaError(
             ErrorCode.INVALID_ARGUMENT,
             `an entry of ${e.data.length} B does not fit in a log segment of ` +
@@ -438,23 +445,51 @@ export class SegmentedLog implements LogStore {
   }
 
   private applyEntries(g: GroupState, entries: readonly Entry[], skip: number): void {
-    // Live bytes are counted per run of entries in one segment, not per entry (hot path).
-    let run = this.tail;
-    let runBytes = 0;
     const index = g.index;
-    for (let k = skip; k < entries.length; k++) {
-      const e = entries[k]!;
-      const offset = this.place(e.type, g.id, e.term, e.index, e.data);
-      const bytes = recordHeaderBytes + e.data.length;
-      if (this.tail !== run) {
-        if (runBytes > 0) this.segments.addLiveTo(run, runBytes);
-        run = this.tail;
-        runBytes = 0;
+    let k = skip;
+    while (k < entries.length) {
+      // The first entry of a run goes through `place`, which may close the chunk or move to the
+      // next segment; the entries after it that fit the same chunk (and segment) are staged in
+      // a tight loop, with the tail's position and live bytes kept in locals (the hot path).
+      const first = entries[k++]!;
+      const at = this.place(
+        first.type,
+        g.id,
+        first.term,
+        first.index,
+        first.data,
+        framedRecordOf(first),
+      );
+      const seq = this.tailSeq;
+      const chunk = this.openChunk!;
+      let bytes = recordHeaderBytes + first.data.length;
+      index.append(first.index, seq, at, bytes, first.term);
+      if (k === entries.length) {
+        this.segments.addLiveTo(this.tail, bytes);
+        break;
       }
-      index.append(e.index, this.tailSeq, offset, bytes, e.term);
-      runBytes += bytes;
+      // Room for more records, keeping room for the chunk's closing record.
+      const room =
+        Math.min(this.tailCapacity - this.tailOffset, logWriteBytesMax - chunk.bytes) -
+        recordHeaderBytes;
+      let offset = this.tailOffset;
+      let used = 0;
+      for (; k < entries.length; k++) {
+        const e = entries[k]!;
+        bytes = recordHeaderBytes + e.data.length;
+        if (used + bytes > room) break;
+        const framed = framedRecordOf(e);
+        if (framed === undefined) chunk.stage(e.type, g.id, e.term, e.index, e.data);
+        else chunk.placeFramed(framed);
+        index.append(e.index, seq, offset, bytes, e.term);
+        offset += bytes;
+        used += bytes;
+      }
+      this.tailOffset = offset;
+      this.enqueuedLsn += used;
+      assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
+      this.segments.addLiveTo(this.tail, offset - at);
     }
-    if (runBytes > 0) this.segments.addLiveTo(run, runBytes);
   }
 
   private applyHardState(g: GroupState, hs: HardState): void {
@@ -503,7 +538,8 @@ export class SegmentedLog implements LogStore {
   /**
    * Gives a record its place in the stream (at the tail: `tailSeq` says which segment) and
    * queues it; returns its offset. Every chunk keeps room for its closing LogWriteEnd record,
-   * in its segment and in its write.
+   * in its segment and in its write. `framed` is the record's verified bytes when it arrived
+   * framed: they are queued as they are.
    */
   private place(
     type: number,
@@ -511,6 +547,7 @@ export class SegmentedLog implements LogStore {
     term: number,
     index: number,
     payload: Uint8Array,
+    framed?: Uint8Array,
   ): number {
     const bytes = recordHeaderBytes + payload.length;
     const room = bytes + recordHeaderBytes;
@@ -522,7 +559,7 @@ export class SegmentedLog implements LogStore {
     }
     const chunk = this.openChunk ?? this.startChunk();
     const offset = this.tailOffset;
-    this.queue(chunk, { type, group, term, index, payload }, bytes);
+    this.queue(chunk, type, group, term, index, payload, framed);
     return offset;
   }
 
@@ -534,8 +571,19 @@ export class SegmentedLog implements LogStore {
     return chunk;
   }
 
-  private queue(chunk: Chunk, record: RecordInput, bytes: number): void {
-    chunk.stage(record, bytes);
+  private queue(
+    chunk: Chunk,
+    type: number,
+    group: GroupId,
+    term: number,
+    index: number,
+    payload: Uint8Array,
+    framed?: Uint8Array,
+  ): void {
+    const bytes =
+      framed === undefined
+        ? chunk.stage(type, group, term, index, payload)
+        : chunk.placeFramed(framed);
     this.tailOffset += bytes;
     this.enqueuedLsn += bytes;
     assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
@@ -554,14 +602,7 @@ export class SegmentedLog implements LogStore {
     const chunk = this.openChunk;
     if (chunk === undefined) return;
     this.openChunk = undefined;
-    const end: RecordInput = {
-      type: RecordType.LogWriteEnd,
-      group: 0,
-      term: chunk.records,
-      index: chunk.bytes,
-      payload: noBytes,
-    };
-    this.queue(chunk, end, recordHeaderBytes);
+    this.queue(chunk, RecordType.LogWriteEnd, 0, chunk.records, chunk.bytes, noBytes);
     chunk.seal();
   }
 
@@ -619,7 +660,10 @@ export class SegmentedLog implements LogStore {
     this.writtenLsn = chunk.endLsn;
     if (chunk.relocations.length > 0) this.cleaner.applyRelocations(chunk.relocations);
     this.cache.written(chunk);
-    await file.datasync();
+    const synced = file.datasync();
+    // While the disk syncs: the next chunk's buffer, so no append waits on its page faults.
+    this.cache.reserve(chunk.buf.length);
+    await synced;
     this.flushes++;
     this.syncedLsn = chunk.endLsn;
     while (this.waiters.length > 0 && this.waiters[0]!.lsn <= this.syncedLsn) {

@@ -34,7 +34,9 @@
  * takes effect when its committed entry is handed to the host in a Ready; the Ready carries the
  * resulting `confState` for the host to persist with its applied index. One change may be pending
  * at a time; a leader that applies a configuration without itself steps down (handing over to
- * its most caught-up voter with TimeoutNow).
+ * its most caught-up voter with TimeoutNow). A replica added to a running group starts with an
+ * empty configuration (no voters): the group's founding membership is not in the log, so it
+ * refuses every App until a snapshot (which carries the membership) has brought it in.
  *
  * Message terms: ReadIndex, ReadIndexResp and TransferLeader carry term 0 and bypass term
  * checks (etcd's "local" messages): a ReadIndexResp's index is valid whenever it arrives, since
@@ -74,6 +76,7 @@ import {
   type NodeId,
   type RandomSource,
   type ReadState,
+  type SnapshotMeta,
 } from './types.js';
 
 const Role = { Follower: 0, PreCandidate: 1, Candidate: 2, Leader: 3 } as const;
@@ -381,6 +384,19 @@ export class RaftNode {
     if (!this.promotable()) return refusal('not-promotable', this.lead);
     this.startElection(this.preVote, false);
     return accepted;
+  }
+
+  /**
+   * Adopts a snapshot that the host's state machine holds but its log never recorded (the node
+   * stopped between installing a snapshot and persisting its marker): the log restarts from
+   * it, and the next Ready carries the marker to persist, as for a snapshot from a leader.
+   */
+  restoreSnapshot(snap: SnapshotMeta): void {
+    assert(!this.closed, 'restoring a snapshot into a closed group');
+    assert(snap.index > this.log.lastIndex(), 'the snapshot is beyond the log');
+    this.log.restore(snap);
+    this.tracker.setConf(copyConfState(snap.conf), snap.index);
+    this.confChanged = true;
   }
 
   /** The transport could not reach `peer`: stop pipelining to it until it answers again. */
@@ -833,6 +849,15 @@ export class RaftNode {
 
   private handleAppend(m: Message): void {
     const resp = this.message(MessageType.AppResp, m.from, this.term);
+    if (this.tracker.conf.voters.length === 0) {
+      // A joining replica knows no configuration yet. The one a group starts with is not in its
+      // log, so replaying entries from index 1 cannot rebuild it: ask for a snapshot, which
+      // carries it, by refusing even index 0 (which every other replica matches).
+      resp.index = 0;
+      resp.reject = true;
+      this.sendResponse(resp);
+      return;
+    }
     if (m.index < this.log.committed) {
       resp.index = this.log.committed;
       this.sendResponse(resp);
@@ -904,6 +929,11 @@ export class RaftNode {
     const pr = this.tracker.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
+    if (m.reject && m.index === 0) {
+      // Only a joining replica refuses index 0 (see handleAppend): it needs a snapshot.
+      if (pr.state !== ProgressState.Snapshot) this.sendSnapshot(pr);
+      return;
+    }
     if (m.reject) {
       let hint = m.rejectHint;
       if (m.logTermHint > 0) hint = this.log.findConflictByTerm(m.rejectHint, m.logTermHint);

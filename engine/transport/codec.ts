@@ -16,7 +16,7 @@
  *
  * The frame CRC skips the tail because each record there carries its own CRC32C (wasm/format.ts):
  * entry bytes are checksummed once, and the receiver hands the verified records to its log as
- * they are. Only Raft frames have a tail.
+ * they are (engine/log/framed-records.ts). Only Raft frames have a tail.
  *
  * Raft frame body (kind 4): `varint from, varint to, varint heartbeats, varint heartbeatResps,
  * varint messages`, then the coalesced Heartbeat tuples, then the HeartbeatResp tuples, then the
@@ -66,6 +66,7 @@ import {
   messageContextBytesMax,
   wireSnapshotChunkBytesMax,
 } from '../limits.js';
+import { rememberFramedRecord } from '../log/framed-records.js';
 import {
   type ConfState,
   type Entry,
@@ -218,16 +219,13 @@ export function assertSendable(m: Message, from: NodeId, to: NodeId): void {
   assert(m.to === to, 'a message is sent to its `to` node');
   assert(Number.isInteger(m.type) && m.type >= 1 && m.type <= messageTypeMax, 'known type');
   assertU32(m.group, 'group');
-  for (const [what, v] of [
-    ['term', m.term],
-    ['index', m.index],
-    ['commit', m.commit],
-    ['logTerm', m.logTerm],
-    ['rejectHint', m.rejectHint],
-    ['logTermHint', m.logTermHint],
-  ] as const) {
-    assertCount(v, what);
-  }
+  // One call per field, not a loop over a table: this runs twice for every message sent.
+  assertCount(m.term, 'term');
+  assertCount(m.index, 'index');
+  assertCount(m.commit, 'commit');
+  assertCount(m.logTerm, 'logTerm');
+  assertCount(m.rejectHint, 'rejectHint');
+  assertCount(m.logTermHint, 'logTermHint');
   assert(
     m.context === undefined || m.context.length <= messageContextBytesMax,
     'context fits messageContextBytesMax',
@@ -652,8 +650,11 @@ function attachEntries(pending: PendingMessage[], tail: Uint8Array): void {
     let end = start;
     for (let i = 0; i < p.entryCount; i++) {
       const offset = offsets[k++]!;
-      p.msg.entries.push(entryFromRecord(tail, offset, p.msg.group));
+      const entry = entryFromRecord(tail, offset, p.msg.group);
       end = offset + recordBytes(tail, offset);
+      // Verified above: the follower's log appends these bytes as they are.
+      rememberFramedRecord(entry, p.msg.group, tail.subarray(offset, end));
+      p.msg.entries.push(entry);
     }
     p.msg.entriesBytes = tail.subarray(start, end);
   }

@@ -63,7 +63,8 @@ export interface DialOptions {
 interface Pending {
   resolve(value: unknown): void;
   reject(err: FlotillaError): void;
-  timer: NodeJS.Timeout;
+  /** Date.now() after which the request fails with TIMEOUT. */
+  deadline: number;
 }
 
 const emptyBody = new Uint8Array(0);
@@ -78,6 +79,12 @@ export class ClientConnection {
   private lastReceiveMs = Date.now();
   private readonly keepalive: NodeJS.Timeout;
   private readonly writer: CorkedWriter;
+  /**
+   * One timer for every request's deadline, armed for the earliest (a timer per request cost
+   * as much as the rest of the request's bookkeeping together).
+   */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private deadlineTimerAt = Number.POSITIVE_INFINITY;
 
   private constructor(
     private readonly socket: Socket,
@@ -143,18 +150,39 @@ export class ClientConnection {
     }
     const id = this.allocateId();
     const frame = encodeRequestFrame(id, req);
+    const deadline = Date.now() + timeoutMs;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(
-          new FlotillaError('TIMEOUT', `node ${this.nodeId} did not answer in time`, {
-            outcome: 'unknown',
-          }),
-        );
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, deadline });
+      if (deadline < this.deadlineTimerAt) this.armDeadlines(deadline);
       this.writer.write(frame);
     });
+  }
+
+  private armDeadlines(at: number): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimerAt = at;
+    this.deadlineTimer = setTimeout(() => this.expire(), Math.max(0, at - Date.now()));
+  }
+
+  /** Fails the requests past their deadline; re-arms for the earliest one left. */
+  private expire(): void {
+    this.deadlineTimer = undefined;
+    this.deadlineTimerAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) {
+        next = Math.min(next, p.deadline);
+        continue;
+      }
+      this.pending.delete(id);
+      p.reject(
+        new FlotillaError('TIMEOUT', `node ${this.nodeId} did not answer in time`, {
+          outcome: 'unknown',
+        }),
+      );
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armDeadlines(next);
   }
 
   /** Closes the connection; requests in flight reject with CLOSED. */
@@ -203,7 +231,6 @@ export class ClientConnection {
         // An answer after its request timed out: nobody waits for it any more.
         if (p === undefined) return;
         this.pending.delete(frame.requestId);
-        clearTimeout(p.timer);
         try {
           if (frame.kind === ClientFrameKind.Error) p.reject(decodeErrorBody(frame.body));
           else p.resolve(unpackBody(frame.body));
@@ -237,14 +264,12 @@ export class ClientConnection {
     if (this.closedError !== undefined) return;
     this.closedError = err;
     clearInterval(this.keepalive);
+    clearTimeout(this.deadlineTimer);
     this.socket.destroy();
     // Requests written but unanswered may have been applied by the node.
     const lost =
       err.code === 'CLOSED' ? err : unavailable(`${err.message} (request in flight)`, 'unknown');
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.reject(lost);
-    }
+    for (const p of this.pending.values()) p.reject(lost);
     this.pending.clear();
     for (const listener of this.closeListeners) listener(err);
     this.closeListeners.clear();

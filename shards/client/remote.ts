@@ -8,7 +8,9 @@
  * it there at once, without one it tries the shard's other replicas; STALE_EPOCH (the shard is
  * no longer on that node) refreshes the map; a connection failure tries another replica, and a
  * node that cannot be reached is skipped for a backoff. Between rounds the client waits a
- * jittered, growing delay. Every call has a deadline (`timeoutMs`) covering all of its tries.
+ * jittered, growing delay, at most `clientLeaderPollMsMax` once every replica was tried (the
+ * shard is electing a leader: the call should see the winner soon after the election). Every
+ * call has a deadline (`timeoutMs`) covering all of its tries.
  *
  * Exactly-once writes. Every write carries a client session (sessions.ts): the same session id
  * and sequence number on every try, so a shard that already applied it answers a retry with
@@ -33,6 +35,7 @@ import {
   changesReadMax,
   clientConnectTimeoutMs,
   clientEndpointsMax,
+  clientLeaderPollMsMax,
   clientRedialBackoffMaxMs,
   clientRedialBackoffMinMs,
   clientRequestTimeoutMs,
@@ -334,6 +337,12 @@ export class RemoteAccess implements ShardAccess {
     if (this.changeListeners.size > 0) this.scheduleWatch(slot, 0);
   }
 
+  /** The open connection to node `id`, if there is one (the hot path: no promise). */
+  private openConnection(id: number): ClientConnection | undefined {
+    const conn = this.nodes.get(id)?.conn;
+    return conn !== undefined && !conn.isClosed ? conn : undefined;
+  }
+
   /** The open connection to node `id`, dialing it when needed. */
   private async connectionTo(id: number, deadline: number): Promise<ClientConnection> {
     const slot = this.slot(id);
@@ -424,13 +433,15 @@ export class RemoteAccess implements ShardAccess {
       if (Date.now() >= deadline) throw deadlineError(route, maybeApplied, last, this.timeoutMs);
       const node = this.pick(route, tried);
       if (node === undefined) {
+        // Every replica was tried: none leads the shard now (an election), or none answered.
         tried.clear();
-        await sleep(Math.min(backoff.next(), deadline - Date.now()));
+        const pause = Math.min(backoff.next(), clientLeaderPollMsMax);
+        await sleep(Math.min(pause, deadline - Date.now()));
         continue;
       }
       tried.add(node);
       try {
-        const conn = await this.connectionTo(node, deadline);
+        const conn = this.openConnection(node) ?? (await this.connectionTo(node, deadline));
         const result = await attempt(conn, route.shard, Math.max(1, deadline - Date.now()));
         // Only a leader applies writes; a follower may serve a linearizable read itself.
         if (route.write) this.leaders.set(route.shard, node);
@@ -519,7 +530,8 @@ export class RemoteAccess implements ShardAccess {
   async propose(shard: number, command: Command): Promise<CommandResult> {
     this.checkOpen();
     const deadline = Date.now() + this.timeoutMs;
-    const session = await this.sessions.acquire(shard, this.timeoutMs);
+    const held = this.sessions.acquire(shard, this.timeoutMs);
+    const session = held instanceof Promise ? await held : held;
     try {
       const bytes = encodeCommand({
         ...command,
@@ -528,13 +540,11 @@ export class RemoteAccess implements ShardAccess {
       const route: Route = { shard, mode: 'leader', write: true };
       const key = commandKey(command);
       if (key !== undefined) route.key = key;
-      return await this.call(route, deadline, async (conn, s, timeoutMs) => {
-        const wire = await conn.request(
-          { op: RequestOp.Propose, shard: s, command: bytes },
-          timeoutMs,
-        );
-        return commandResultFromWire(wire, command.type);
-      });
+      return await this.call(route, deadline, (conn, s, timeoutMs) =>
+        conn
+          .request({ op: RequestOp.Propose, shard: s, command: bytes }, timeoutMs)
+          .then((wire) => commandResultFromWire(wire, command.type)),
+      );
     } finally {
       this.sessions.release(session);
     }
@@ -548,10 +558,10 @@ export class RemoteAccess implements ShardAccess {
       mode: consistency === 'stale' ? 'any' : 'leader',
       write: false,
     };
-    return this.call(route, Date.now() + this.timeoutMs, async (conn, s, timeoutMs) =>
-      readResultFromWire(
-        await conn.request({ op: RequestOp.Read, shard: s, key, consistency }, timeoutMs),
-      ),
+    return this.call(route, Date.now() + this.timeoutMs, (conn, s, timeoutMs) =>
+      conn
+        .request({ op: RequestOp.Read, shard: s, key, consistency }, timeoutMs)
+        .then(readResultFromWire),
     );
   }
 

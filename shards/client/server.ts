@@ -99,6 +99,9 @@ export interface ClientServerFaults {
   afterPropose?(shard: number, result: CommandResult): FlotillaError | 'close' | undefined;
 }
 
+/** How to listen for clients before the service to serve exists (see listenClients). */
+export type ClientListenOptions = Omit<ClientServerOptions, 'service'>;
+
 /** How to start a client server. */
 export interface ClientServerOptions {
   service: NodeService;
@@ -369,40 +372,68 @@ class ServerConnection {
       return;
     }
     this.inFlight++;
-    this.serve(req).then(
-      (body) => {
-        this.inFlight--;
-        if (body === 'close') this.close('fault injection: connection closed after a propose');
-        else this.send(encodeClientFrame(ClientFrameKind.Response, id, body));
-      },
-      (err: unknown) => {
-        this.inFlight--;
-        const wire = asWireError(err);
-        if (!isFlotillaError(err)) {
-          this.host.logger('error', 'serving a client request failed', { error: err });
-        }
-        this.send(encodeErrorFrame(id, wire));
-      },
+    let answer: Promise<Uint8Array | 'close'>;
+    try {
+      answer = this.serve(req);
+    } catch (err) {
+      // A service may refuse at once (a shard not hosted here): answered like any refusal.
+      answer = Promise.reject(err);
+    }
+    answer.then(
+      (body) => this.answered(id, body),
+      (err: unknown) => this.refused(id, err),
     );
   }
 
-  /** Serves one request; resolves with the response body. */
-  private async serve(req: ClientRequest): Promise<Uint8Array | 'close'> {
+  private answered(id: number, body: Uint8Array | 'close'): void {
+    this.inFlight--;
+    if (body === 'close') this.close('fault injection: connection closed after a propose');
+    else this.send(encodeClientFrame(ClientFrameKind.Response, id, body));
+  }
+
+  private refused(id: number, err: unknown): void {
+    this.inFlight--;
+    if (!isFlotillaError(err)) {
+      this.host.logger('error', 'serving a client request failed', { error: err });
+    }
+    this.send(encodeErrorFrame(id, asWireError(err)));
+  }
+
+  /**
+   * Serves one request; resolves with the response body. Writes and reads, the hot path, chain
+   * on the service's own promise (no async frame of their own).
+   */
+  private serve(req: ClientRequest): Promise<Uint8Array | 'close'> {
+    const service = this.host.service;
+    switch (req.op) {
+      case RequestOp.Propose: {
+        const shard = req.shard;
+        const faults = this.host.faults;
+        return service.propose(shard, req.command).then((result) => {
+          const fault = faults?.afterPropose?.(shard, result);
+          if (fault === 'close') return 'close';
+          if (fault !== undefined) throw fault;
+          return wirePackr.pack(result);
+        });
+      }
+      case RequestOp.Read:
+        return service
+          .read(req.shard, req.key, req.consistency)
+          .then((stored) => wirePackr.pack(readResultToWire(stored)));
+      default:
+        return this.serveOther(req);
+    }
+  }
+
+  /** Serves a request other than a write or a read. */
+  private async serveOther(req: ClientRequest): Promise<Uint8Array | 'close'> {
     const service = this.host.service;
     switch (req.op) {
       case RequestOp.ShardMap:
         return wirePackr.pack(shardMapToWire(service.shardMap()));
-      case RequestOp.Propose: {
-        const result = await service.propose(req.shard, req.command);
-        const fault = this.host.faults?.afterPropose?.(req.shard, result);
-        if (fault === 'close') return 'close';
-        if (fault !== undefined) throw fault;
-        return wirePackr.pack(result);
-      }
+      case RequestOp.Propose:
       case RequestOp.Read:
-        return wirePackr.pack(
-          readResultToWire(await service.read(req.shard, req.key, req.consistency)),
-        );
+        return this.serve(req);
       case RequestOp.ScanPage: {
         const { limit, reverse, consistency } = req;
         const entries = await service.scan(req.shard, req.bounds, { limit, reverse, consistency });
@@ -427,7 +458,24 @@ class ServerConnection {
 }
 
 /** Starts serving clients; resolves once it listens. */
-export async function startClientServer(options: ClientServerOptions): Promise<ClientServer> {
+export function startClientServer(options: ClientServerOptions): Promise<ClientServer> {
+  return listenClients(options).then((listening) => {
+    listening.attach(options.service);
+    return listening;
+  });
+}
+
+/** A client server that listens but refuses connections until a service is attached. */
+export interface ListeningClientServer extends ClientServer {
+  /** Serves `service` to the connections accepted from now on. */
+  attach(service: NodeService): void;
+}
+
+/**
+ * Binds the client port before the node behind it exists, so that a node can find its port
+ * taken before it writes anything; connections are refused until `attach`.
+ */
+export async function listenClients(options: ClientListenOptions): Promise<ListeningClientServer> {
   const secret =
     typeof options.secret === 'string' ? Buffer.from(options.secret, 'utf8') : options.secret;
   if (!(secret instanceof Uint8Array) || secret.length < clusterSecretBytesMin) {
@@ -441,12 +489,14 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     throw new FlotillaError('CONFIG', `the cluster id must be 1..${clusterIdBytesMax} bytes`);
   }
   const hub = new ConnectionHub(options, clusterId, secret);
-  return hub.listen(options.host ?? '127.0.0.1', options.port);
+  const server = await hub.listen(options.host ?? '127.0.0.1', options.port);
+  return { ...server, attach: (service) => hub.attach(service) };
 }
 
 /** The connections of one server and what they share (the watch subscription, timers). */
 class ConnectionHub implements ConnectionHost {
-  readonly service: NodeService;
+  /** Undefined until attached: connections arriving before are refused (clients retry). */
+  private attached: NodeService | undefined;
   readonly tuning: ClientServerTuning;
   readonly logger: Logger;
   readonly faults: ClientServerFaults | undefined;
@@ -458,11 +508,11 @@ class ConnectionHub implements ConnectionHost {
   private refusedConnections = 0;
 
   constructor(
-    options: ClientServerOptions,
+    options: ClientListenOptions & { service?: NodeService },
     readonly clusterId: Uint8Array,
     readonly secret: Uint8Array,
   ) {
-    this.service = options.service;
+    this.attached = options.service;
     this.tuning = { ...defaultClientServerTuning, ...options.tuning };
     this.logger = options.logger ?? defaultLogger;
     this.faults = options.faults;
@@ -482,6 +532,17 @@ class ConnectionHub implements ConnectionHost {
     this.server.on('tlsClientError', (err: Error) => {
       this.logger('warn', 'client TLS handshake failed', { error: err });
     });
+  }
+
+  get service(): NodeService {
+    const service = this.attached;
+    if (service === undefined) throw new Error('a connection exists only once a service serves');
+    return service;
+  }
+
+  /** Starts serving `service` on the connections accepted from now on. */
+  attach(service: NodeService): void {
+    this.attached = service;
   }
 
   listen(host: string, port: number): Promise<ClientServer> {
@@ -519,6 +580,11 @@ class ConnectionHub implements ConnectionHost {
   }
 
   private accept(socket: Socket): void {
+    if (this.attached === undefined) {
+      // The node is still starting: the client sees the connection close and retries.
+      socket.destroy();
+      return;
+    }
     if (this.connections.size >= this.tuning.connectionsMax) {
       this.refusedConnections++;
       if (this.refusedConnections === 1 || this.refusedConnections % 1000 === 0) {
@@ -587,8 +653,8 @@ export interface ServableNode {
 }
 
 /**
- * Starts the client server of a cluster node on the node's configured client address: what
- * `flotilla serve` and `Flotilla.start` run beside the node. A port in use is a CONFIG error
+ * Starts a client server for a node on the node's configured client address, for a node started
+ * with `serveClients: false` (e.g. to serve a wrapped service). A port in use is a CONFIG error
  * naming the address.
  */
 export function serveNodeClients(

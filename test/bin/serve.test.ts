@@ -218,6 +218,21 @@ describe('flotilla serve refuses to start', () => {
     }
   });
 
+  it('when its client port is in use', async () => {
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(ports[3], '127.0.0.1', r));
+    try {
+      const data = join(root, 'client-port-node-1');
+      const message = new RegExp(
+        `serve clients on 127\\.0\\.0\\.1:${ports[3]}: the address is in use`,
+      );
+      expectRefused(['--config', path, '--node', '1', '--data', data], message);
+      expect(existsSync(data)).toBe(false);
+    } finally {
+      await new Promise((r) => squatter.close(r));
+    }
+  });
+
   it('on a data directory of another node or another cluster', () => {
     const other = join(root, 'other-node');
     openNodeDir(other, { clusterId: 'test-cluster', nodeId: 2, shards: 2 });

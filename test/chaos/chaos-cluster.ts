@@ -1,7 +1,8 @@
 /**
  * The process side of a chaos run: a cluster of real `flotilla serve` children on loopback, each
  * with its own fresh data directory, that can be SIGKILLed and restarted, frozen with SIGSTOP and
- * thawed with SIGCONT, and finally stopped cleanly so that each node's state can be read offline.
+ * thawed with SIGCONT, its links partitioned through a ChaosNetwork of proxies, and finally
+ * stopped cleanly so that each node's state can be read offline.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { nodeDirPaths } from '../../engine/node-dir.js';
 import { KvState } from '../../engine/state/kv-state.js';
 import { keyHash } from '../../shards/partition.js';
 import { freePorts } from '../support/free-ports.js';
+import { ChaosNetwork } from './chaos-network.js';
 
 /** Milliseconds a node may take to print its ready line. */
 const nodeReadyMs = 30_000;
@@ -29,15 +31,18 @@ class ChaosNode {
   private child: ChildProcess | undefined;
   private exit: Promise<number | null> | undefined;
   readonly tail: string[] = [];
+  /** The shards this node last said it leads (from its "leads shard" lines). */
+  readonly leading = new Set<number>();
 
   constructor(
     readonly id: number,
     readonly dataDir: string,
+    readonly configPath: string,
   ) {}
 
   /** Spawns `flotilla serve` and resolves once it printed its ready line. */
-  start(cli: string, configPath: string): Promise<void> {
-    const args = [cli, 'serve', '--config', configPath, '--node', String(this.id)];
+  start(cli: string): Promise<void> {
+    const args = [cli, 'serve', '--config', this.configPath, '--node', String(this.id)];
     args.push('--data', this.dataDir);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -54,6 +59,7 @@ class ChaosNode {
       }, nodeReadyMs);
       createInterface({ input: child.stdout! }).on('line', (line) => {
         remember(line);
+        this.noteLeadership(line);
         if (line.includes(`node ${this.id} ready:`)) {
           clearTimeout(timer);
           ready = true;
@@ -68,9 +74,18 @@ class ChaosNode {
     });
   }
 
+  /** Follows `flotilla serve`'s "node N leads shard G" / "no longer leads shard G" lines. */
+  private noteLeadership(line: string): void {
+    const match = /^node \d+ (leads|no longer leads) shard (\d+) /.exec(line);
+    if (match === null) return;
+    if (match[1] === 'leads') this.leading.add(Number(match[2]));
+    else this.leading.delete(Number(match[2]));
+  }
+
   /** SIGKILL, then wait for the process to be gone. */
   async kill(): Promise<void> {
     this.state = 'killed';
+    this.leading.clear();
     this.child!.kill('SIGKILL');
     await this.exit;
   }
@@ -123,7 +138,6 @@ export class ChaosCluster {
   readonly endpoints: string[];
   readonly secret = randomBytes(24).toString('hex');
   readonly clusterId = 'chaos';
-  private readonly configPath: string;
 
   private constructor(
     private readonly cli: string,
@@ -131,6 +145,8 @@ export class ChaosCluster {
     ports: number[],
     nodes: number,
     readonly shards: number,
+    /** The proxies between the nodes, when the run partitions links. */
+    readonly network: ChaosNetwork | undefined,
   ) {
     const entries = Array.from({ length: nodes }, (_, i) => ({
       id: i + 1,
@@ -140,17 +156,36 @@ export class ChaosCluster {
     this.endpoints = entries.map((n) => n.client);
     writeFileSync(join(root, 'secret'), `${this.secret}\n`, { mode: 0o600 });
     const config = { clusterId: this.clusterId, secretFile: 'secret', shards, replicas: 3 };
-    this.configPath = join(root, 'cluster.json');
-    writeFileSync(this.configPath, JSON.stringify({ ...config, nodes: entries }, null, 2));
-    for (const n of entries) this.nodes.set(n.id, new ChaosNode(n.id, join(root, `node-${n.id}`)));
+    for (const self of entries) {
+      // With a network, a node dials each peer through the proxy of that link (chaos-network.ts).
+      const view = entries.map((n) =>
+        network === undefined || n.id === self.id
+          ? n
+          : { ...n, raft: network.dialAddress(self.id, n.id) },
+      );
+      const node = new ChaosNode(self.id, join(root, `node-${self.id}`), this.configPath(self.id));
+      writeFileSync(node.configPath, JSON.stringify({ ...config, nodes: view }, null, 2));
+      this.nodes.set(self.id, node);
+    }
   }
 
-  /** Writes the config and starts every node; `cli` is dist/bin/flotilla.js. */
-  static async start(cli: string, nodes: number, shards: number): Promise<ChaosCluster> {
+  /**
+   * Starts every node; `cli` is dist/bin/flotilla.js. With `partitions`, node-to-node traffic
+   * goes through a ChaosNetwork.
+   */
+  static async start(
+    cli: string,
+    nodes: number,
+    shards: number,
+    partitions = false,
+  ): Promise<ChaosCluster> {
     const root = mkdtempSync(join(tmpdir(), 'flotilla-chaos-'));
-    const cluster = new ChaosCluster(cli, root, await freePorts(2 * nodes), nodes, shards);
+    const ports = await freePorts(2 * nodes);
+    const raftPorts = new Map(ports.slice(0, nodes).map((port, i) => [i + 1, port]));
+    const network = partitions ? await ChaosNetwork.start(raftPorts) : undefined;
+    const cluster = new ChaosCluster(cli, root, ports, nodes, shards, network);
     try {
-      await Promise.all([...cluster.nodes.values()].map((n) => n.start(cli, cluster.configPath)));
+      await Promise.all([...cluster.nodes.values()].map((n) => n.start(cli)));
     } catch (err) {
       await cluster.destroy();
       throw err;
@@ -158,10 +193,28 @@ export class ChaosCluster {
     return cluster;
   }
 
+  /** Node `id`'s own cluster.json (they differ only in the peers' Raft addresses). */
+  private configPath(id: number): string {
+    return join(this.root, `cluster-${id}.json`);
+  }
+
   private node(id: number): ChaosNode {
     const node = this.nodes.get(id);
     if (node === undefined) throw new Error(`no node ${id}`);
     return node;
+  }
+
+  /**
+   * The node that said last that it leads the most shards (ties to the lower id), or undefined
+   * when none leads any. A deposed leader may not have noticed yet: this is a hint for aiming
+   * faults, never an input to a check.
+   */
+  busiestLeader(): number | undefined {
+    let best: ChaosNode | undefined;
+    for (const node of this.nodes.values()) {
+      if (node.leading.size > (best?.leading.size ?? 0)) best = node;
+    }
+    return best?.id;
   }
 
   /** The ids of nodes in `state`. */
@@ -174,7 +227,7 @@ export class ChaosCluster {
   }
 
   restart(id: number): Promise<void> {
-    return this.node(id).start(this.cli, this.configPath);
+    return this.node(id).start(this.cli);
   }
 
   freeze(id: number): void {
@@ -225,6 +278,7 @@ export class ChaosCluster {
       if (node.state === 'frozen') node.thaw();
       await node.destroy();
     }
+    await this.network?.close();
     if (!keep) rmSync(this.root, { recursive: true, force: true });
   }
 }

@@ -1,20 +1,31 @@
 /**
  * A chaos run against real processes (issue 7, item 5): 3–5 `flotilla serve` nodes on loopback,
- * a client load through `Flotilla.connect`, and a fault loop driven by one seeded random source
- * that SIGKILLs nodes and restarts them after a random delay, or freezes them with SIGSTOP for a
- * random time (a one-node partition), never taking down more than a minority at once. Then it
- * heals, waits until every shard has a leader that accepts a write, stops the load and checks:
+ * a client load through `Flotilla.connect`, and seeded fault loops ("nemeses"):
+ *
+ * - `kill`: SIGKILL a node, restart it after a random delay;
+ * - `freeze`: SIGSTOP a node, SIGCONT it after a random delay (it keeps its sockets open);
+ * - `partition`: through a proxy on every node-to-node link (chaos-network.ts), isolate one
+ *   node, split a minority from the majority, cut the links of one pair (the others still
+ *   bridge them), or blackhole one direction of one link — each link either cut (connections
+ *   reset and refused) or blackholed (bytes silently dropped) — then heal.
+ *
+ * Kills and freezes never take down more than a minority at once; a partition on top of them
+ * may leave no majority for a while, which only costs availability. Some clients use a short
+ * deadline, so that writes caught in a partition end with TIMEOUT and an unknown outcome, which
+ * the checks must treat as "may or may not have happened". Then the run heals, waits
+ * until every shard has a leader that accepts a write, stops the load and checks:
  *
  * (a) the history is linearizable (`checkHistory`; checker timeouts are reported apart),
  * (b) no acknowledged write is lost (keys with a single writer read back the last acknowledged
- *     put's value, or that of a later put with unknown outcome),
+ *     put's value, or that of a put with unknown outcome, which may land at any time),
  * (c) every replica converged: the nodes stop cleanly with SIGTERM, each node's state directory
  *     is reopened offline with KvState, and for every shard all replicas must have the same
  *     applied index and the same `checksum(shard)`.
  *
- * The seed fixes the faults (which node, which fault, every delay) and each client's operation
- * choices; process scheduling still varies between runs, so a seed narrows a failure down
- * rather than replaying it exactly.
+ * The seed fixes the faults (which node, which fault, every delay; only the choice of "the
+ * busiest leader" follows what the nodes print) and each client's operation choices; process
+ * scheduling still varies between runs, so a seed narrows a failure down rather than replaying
+ * it exactly.
  */
 import { writeFileSync } from 'node:fs';
 import { SeededRandom } from '../../engine/random.js';
@@ -24,6 +35,13 @@ import { formatHistory, type Json } from '../support/history.js';
 import { checkHistory, formatFailure } from '../support/linearizability.js';
 import { ChaosCluster, type ReplicaState } from './chaos-cluster.js';
 import { clientLoop, HistoryRecorder, lostWrites, ownKeys } from './chaos-load.js';
+import type { ChaosNetwork, NetworkCounters } from './chaos-network.js';
+
+/** The fault loops a run can use. */
+export type Nemesis = 'kill' | 'freeze' | 'partition';
+
+/** Every nemesis, the default. */
+export const allNemeses: readonly Nemesis[] = ['kill', 'freeze', 'partition'];
 
 /** What to run. */
 export interface ChaosOptions {
@@ -36,11 +54,18 @@ export interface ChaosOptions {
   nodes: number;
   seed: number;
   shards?: number;
+  /** Clients with the long deadline (default 4). */
   clients?: number;
   /** Where to write the history as JSON lines. */
   historyFile?: string;
-  /** Slowest fault: kills last up to this long, freezes up to half of it. */
+  /** Slowest fault: kills last up to this long, freezes up to half of it, partitions twice. */
   faultMsMax?: number;
+  /** The fault loops to run (default `allNemeses`). */
+  nemeses?: readonly Nemesis[];
+  /** Clients with the short deadline, besides `clients` with a long one (default 2). */
+  hastyClients?: number;
+  /** The short deadline, in milliseconds (default `hastyTimeoutMsDefault`). */
+  hastyTimeoutMs?: number;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -51,6 +76,10 @@ export interface ChaosSummary {
   nodes: number;
   kills: number;
   freezes: number;
+  /** Partitions made, by kind ("isolate cut", "one-way blackhole", ...). */
+  partitions: Record<string, number>;
+  /** What the link proxies did (undefined without the partition nemesis). */
+  network: NetworkCounters | undefined;
   ops: number;
   acked: number;
   unknown: number;
@@ -69,6 +98,8 @@ export interface ChaosSummary {
 
 /** Client deadline per call: longer than a kill plus an election. */
 const clientTimeoutMs = 15_000;
+/** The short deadline: shorter than an election, so a partitioned leader's writes time out. */
+export const hastyTimeoutMsDefault = 600;
 /** How long the healed cluster has to give every shard a leader that accepts a write. */
 const healMs = 60_000;
 /** Idle time after the load stops so that followers learn the last commit index. */
@@ -83,31 +114,41 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   const log = options.log ?? (() => {});
   const shards = options.shards ?? 4;
   const clientCount = options.clients ?? 4;
-  const cluster = await ChaosCluster.start(options.cli, options.nodes, shards);
-  log(`cluster of ${options.nodes} nodes in ${cluster.root}, seed ${options.seed}`);
-  const connect = () =>
+  const nemeses = new Set(options.nemeses ?? allNemeses);
+  const partitions = nemeses.has('partition');
+  const cluster = await ChaosCluster.start(options.cli, options.nodes, shards, partitions);
+  const via = partitions ? ', links through proxies' : '';
+  log(`cluster of ${options.nodes} nodes in ${cluster.root}${via}, seed ${options.seed}`);
+  const connect = (timeoutMs: number) =>
     Flotilla.connect(cluster.endpoints, {
       secret: cluster.secret,
       clusterId: cluster.clusterId,
-      timeoutMs: clientTimeoutMs,
+      timeoutMs,
     });
   const dbs: RemoteStore[] = [];
   let passed = false;
   let stopped = false;
   let load: Promise<unknown> = Promise.resolve();
   try {
-    for (let c = 0; c < clientCount; c++) dbs.push(await connect());
+    const hastyMs = options.hastyTimeoutMs ?? hastyTimeoutMsDefault;
+    const hastyCount = options.hastyClients ?? 2;
+    for (let c = 0; c < clientCount + hastyCount; c++) {
+      dbs.push(await connect(c < clientCount ? clientTimeoutMs : hastyMs));
+    }
     const recorder = new HistoryRecorder();
     load = Promise.all(
       dbs.map((db, c) => clientLoop(db, c, options.seed * 31 + c + 1, recorder, () => stopped)),
     );
-    const faults = await faultLoop(cluster, options, log);
-    log(`healed after ${faults.kills} kills and ${faults.freezes} freezes; waiting for leaders`);
+    const faults = await runNemeses(cluster, nemeses, options, log);
+    log(
+      `healed after ${faults.kills} kills, ${faults.freezes} freezes, ` +
+        `${sumOf(faults.partitions)} partitions; waiting for leaders`,
+    );
     await awaitWritable(dbs[0]!);
     stopped = true;
     await load;
     const summary = await checkRun(cluster, dbs[0]!, recorder, options, log);
-    const result = { ...summary, ...faults };
+    const result = { ...summary, ...faults, network: cluster.network?.counters() };
     passed = result.ok;
     return result;
   } finally {
@@ -121,23 +162,61 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosSummary> {
   }
 }
 
+function sumOf(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+/** What the nemeses did. */
+interface FaultCounts {
+  kills: number;
+  freezes: number;
+  partitions: Record<string, number>;
+}
+
 /**
- * The fault loop: a minority of "fault slots", each repeatedly picking a running node and either
- * killing it (restart after a random delay) or freezing it (continue after a random delay).
- * Every random choice comes from the one seeded source, in the order the slots make them.
+ * Runs the chosen fault loops side by side until the duration is over and (with `kill`) at
+ * least `cyclesMin` kill/restart cycles are done; everything is healed when it resolves.
  */
-async function faultLoop(
+async function runNemeses(
   cluster: ChaosCluster,
+  nemeses: ReadonlySet<Nemesis>,
   options: ChaosOptions,
   log: (line: string) => void,
-): Promise<{ kills: number; freezes: number }> {
+): Promise<FaultCounts> {
+  const end = Date.now() + options.durationMs;
+  const counts: FaultCounts = { kills: 0, freezes: 0, partitions: {} };
+  const cyclesMin = nemeses.has('kill') ? (options.cyclesMin ?? 0) : 0;
+  const done = () => Date.now() >= end && counts.kills >= cyclesMin;
+  const loops: Promise<void>[] = [];
+  if (nemeses.has('kill') || nemeses.has('freeze')) {
+    loops.push(processLoop(cluster, nemeses, options, counts, done, log));
+  }
+  const network = cluster.network;
+  if (network !== undefined) {
+    loops.push(partitionLoop(cluster, network, options, counts, done, log));
+  }
+  await Promise.all(loops);
+  return counts;
+}
+
+/**
+ * The process faults: a minority of "fault slots", each repeatedly picking a running node and
+ * either killing it (restart after a random delay) or freezing it (continue after a random
+ * delay). Every random choice comes from one seeded source, in the order the slots make them.
+ */
+async function processLoop(
+  cluster: ChaosCluster,
+  nemeses: ReadonlySet<Nemesis>,
+  options: ChaosOptions,
+  counts: FaultCounts,
+  done: () => boolean,
+  log: (line: string) => void,
+): Promise<void> {
   const random = new SeededRandom(options.seed);
   const slots = Math.floor((options.nodes - 1) / 2);
   const faultMsMax = options.faultMsMax ?? 3_000;
   const end = Date.now() + options.durationMs;
-  const counts = { kills: 0, freezes: 0 };
-  const cyclesMin = options.cyclesMin ?? 0;
-  const done = () => Date.now() >= end && counts.kills >= cyclesMin;
+  const killShare = !nemeses.has('freeze') ? 1 : !nemeses.has('kill') ? 0 : 0.6;
   const slot = async () => {
     while (!done()) {
       await sleep(200 + random.intBelow(faultMsMax / 2));
@@ -146,7 +225,7 @@ async function faultLoop(
       if (done()) break;
       const victim = up[random.intBelow(up.length)]!;
       // Past the duration only kills are still owed.
-      if (Date.now() >= end || random.chance(0.6)) {
+      if (Date.now() >= end || random.chance(killShare)) {
         await cluster.kill(victim);
         const downMs = 100 + random.intBelow(faultMsMax);
         log(`kill node ${victim} for ${downMs} ms`);
@@ -164,7 +243,74 @@ async function faultLoop(
     }
   };
   await Promise.all(Array.from({ length: slots }, slot));
-  return counts;
+}
+
+/**
+ * The partition faults, one at a time from their own seeded source: after a healthy gap, one
+ * of isolate / split / pair / one-way holds for a random time, then everything heals. Half of
+ * them aim at the node that leads the most shards (the first node of the shuffled order), since
+ * a partition that only cuts off followers costs nobody a leader.
+ */
+async function partitionLoop(
+  cluster: ChaosCluster,
+  network: ChaosNetwork,
+  options: ChaosOptions,
+  counts: FaultCounts,
+  done: () => boolean,
+  log: (line: string) => void,
+): Promise<void> {
+  const random = new SeededRandom(options.seed * 7 + 3);
+  const faultMsMax = options.faultMsMax ?? 3_000;
+  const ids = network.ids;
+  while (!done()) {
+    await sleep(300 + random.intBelow(faultMsMax));
+    if (done()) break;
+    const mode = random.chance(0.5) ? 'cut' : 'blackhole';
+    const order = shuffled(ids, random);
+    // Drawn whether or not a leader is known, so the seed alone fixes the sequence of draws.
+    const aim = random.chance(0.5);
+    const leader = cluster.busiestLeader();
+    if (aim && leader !== undefined) {
+      order.splice(order.indexOf(leader), 1);
+      order.unshift(leader);
+    }
+    const [a, b] = order as [number, number];
+    const roll = random.float();
+    let what: string;
+    if (roll < 0.3) {
+      network.split([a], mode);
+      what = `isolate ${mode}`;
+      log(`partition: isolate node ${a} (${mode})`);
+    } else if (roll < 0.5) {
+      const minority = order.slice(0, Math.floor((ids.length - 1) / 2));
+      network.split(minority, mode);
+      what = `split ${mode}`;
+      log(`partition: split [${minority.join(',')}] from the rest (${mode})`);
+    } else if (roll < 0.75) {
+      network.setLink(a, b, mode);
+      network.setLink(b, a, mode);
+      what = `pair ${mode}`;
+      log(`partition: nodes ${a} and ${b} lose each other (${mode}); the others bridge them`);
+    } else {
+      network.setLink(a, b, 'blackhole');
+      what = 'one-way blackhole';
+      log(`partition: ${a} -> ${b} blackholed, ${b} -> ${a} still up`);
+    }
+    await sleep(300 + random.intBelow(2 * faultMsMax));
+    network.heal();
+    counts.partitions[what] = (counts.partitions[what] ?? 0) + 1;
+  }
+  network.heal();
+}
+
+/** `items` in a random order (Fisher-Yates). */
+function shuffled<T>(items: readonly T[], random: SeededRandom): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = random.intBelow(i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
 
 /** Waits until a write to every shard succeeds (each shard has a leader that commits). */
@@ -195,9 +341,9 @@ async function checkRun(
   recorder: HistoryRecorder,
   options: ChaosOptions,
   log: (line: string) => void,
-): Promise<Omit<ChaosSummary, 'kills' | 'freezes'>> {
+): Promise<Omit<ChaosSummary, 'kills' | 'freezes' | 'partitions' | 'network'>> {
   const finals = new Map<string, Json | undefined>();
-  for (const key of ownKeys(options.clients ?? 4)) {
+  for (const key of ownKeys((options.clients ?? 4) + (options.hastyClients ?? 2))) {
     const output = await recorder.record('final', { op: 'get', key }, async () => {
       const entry = await db.getEntry(key);
       return entry === undefined ? {} : { value: entry.value as Json, version: entry.version };
@@ -257,8 +403,13 @@ function divergedShards(states: Map<number, ReplicaState[]>): string[] {
 /** The summary as printed lines. */
 export function formatSummary(s: ChaosSummary): string[] {
   const codes = Object.entries(s.codes).map(([code, n]) => `${code} ${n}`);
+  const kinds = Object.entries(s.partitions)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([kind, n]) => `${kind} ${n}`);
   const lines = [
-    `seed ${s.seed}, ${s.nodes} nodes: ${s.kills} kill/restart cycles, ${s.freezes} freezes`,
+    `seed ${s.seed}, ${s.nodes} nodes: ${s.kills} kill/restart cycles, ${s.freezes} freezes, ` +
+      `${sumOf(s.partitions)} partitions` +
+      (kinds.length > 0 ? ` (${kinds.join(', ')})` : ''),
     `ops ${s.ops}: acked ${s.acked}, unknown ${s.unknown}, errors ${s.errors}` +
       (codes.length > 0 ? ` (${codes.join(', ')})` : ''),
     `linearizable: ${s.linearizable ? 'yes' : 'NO'}` +
@@ -267,6 +418,13 @@ export function formatSummary(s: ChaosSummary): string[] {
     `replicas converged: ${s.shardsConverged} shards` +
       (s.divergence.length > 0 ? `, ${s.divergence.length} DIVERGED` : ''),
   ];
+  if (s.network !== undefined) {
+    const n = s.network;
+    lines.push(
+      `links: ${n.accepted} connections proxied, ${n.refused} refused and ${n.reset} reset ` +
+        `by cuts or heals, ${n.droppedBytes} bytes blackholed, ${n.forwardedBytes} passed`,
+    );
+  }
   if (s.uncleanStops.length > 0) lines.push(`unclean stops: nodes ${s.uncleanStops.join(', ')}`);
   lines.push(...s.failures, ...s.lostWrites, ...s.divergence);
   lines.push(s.ok ? 'PASS' : 'FAIL');

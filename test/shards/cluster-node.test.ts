@@ -2,7 +2,8 @@
  * Three ClusterNodes in one process on real loopback TCP: elections, replication, failover and
  * catching up from the log after a restart.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeCommand } from '../../engine/state/commands.js';
@@ -10,9 +11,11 @@ import { Flotilla } from '../../shards/index.js';
 import { keyHash } from '../../shards/partition.js';
 import {
   clusterJson,
+  fastTuning,
   freePorts,
   TempDirs,
   TestCluster,
+  testSecret,
   waitFor,
   writeCluster,
 } from './cluster-support.js';
@@ -131,8 +134,39 @@ describe('Flotilla.start', () => {
       await expect(node.service.propose(shard, put)).resolves.toMatchObject({ type: 'put' });
       expect((await node.service.read(shard, key, 'linearizable'))?.value).toBe('v');
       expect(node.service.shardMap().shards.map((s) => s.leader)).toEqual([1, 1]);
+      // It serves Flotilla.connect clients on its client address, with the file's secret.
+      const db = await Flotilla.connect([`127.0.0.1:${client}`], { secret: testSecret });
+      try {
+        await db.put('remote', 'r');
+        expect(await db.get('remote')).toBe('r');
+        expect(await db.get('k')).toBe('v');
+      } finally {
+        await db.close();
+      }
     } finally {
       await node.close();
+    }
+  });
+
+  it('refuses a client port in use before writing anything', async () => {
+    const root = dirs.make();
+    const ports = await freePorts(6);
+    const { config } = writeCluster(root, clusterJson(ports, 2));
+    const squatter = createServer();
+    await new Promise<void>((r) => squatter.listen(ports[3], '127.0.0.1', r));
+    try {
+      const dataDir = join(root, 'node-1');
+      await expect(Flotilla.start({ config, nodeId: 1, dataDir })).rejects.toMatchObject({
+        code: 'CONFIG',
+        message: `node 1 cannot serve clients on 127.0.0.1:${ports[3]}: the address is in use`,
+      });
+      expect(existsSync(dataDir)).toBe(false);
+      // The Raft port was released: the node starts once the client port is free.
+      await new Promise((r) => squatter.close(r));
+      const node = await Flotilla.start({ config, nodeId: 1, dataDir, logger: () => {} });
+      await node.close();
+    } finally {
+      if (squatter.listening) squatter.close();
     }
   });
 
@@ -152,5 +186,31 @@ describe('Flotilla.start', () => {
       message: expect.stringMatching(/node 7 is not in the cluster config/),
     });
     expect(readdirSync(dataDir, { recursive: true }).sort()).toEqual(before);
+  });
+});
+
+describe('a request for a shard that is electing a leader', () => {
+  it('is held until the election ends, then served or sent to the winner', async () => {
+    const cluster = await TestCluster.start(dirs, 1, { ...fastTuning, electionWaitMs: 60_000 });
+    clusters.push(cluster);
+    await waitFor(() => cluster.agreedLeader(1) !== 0, 'a leader');
+    // Alone, node 1 cannot elect anybody: the shard has no leader.
+    await cluster.stopNode(2);
+    await cluster.stopNode(3);
+    const node = cluster.nodes.get(1)!;
+    await waitFor(() => node.shardStatus(1).leader === 0, 'node 1 knows no leader');
+    const put = encodeCommand({ type: 'put', key: Buffer.from('held'), value: 'h' });
+    const outcome = node.service.propose(1, put).then(
+      (result) => ({ result }),
+      (error: unknown) => ({ error }),
+    );
+    // Without the hold, the proposal would have been refused already, with no leader to name.
+    await cluster.startNode(2);
+    const settled = await outcome;
+    if ('result' in settled) {
+      expect(settled.result).toMatchObject({ type: 'put' });
+    } else {
+      expect(settled.error).toMatchObject({ code: 'NOT_LEADER', details: { leaderHint: 2 } });
+    }
   });
 });

@@ -122,6 +122,8 @@ export class TestCluster {
       dataDir: join(this.root, `node-${id}`),
       secret: testSecret,
       listen: this.listen.has(id) ? { raft: this.listen.get(id)! } : undefined,
+      // Tests serve clients themselves, over a service they may wrap (ServedCluster).
+      serveClients: false,
       tuning: this.tuning,
       logger: debugLogger(id),
     });

@@ -70,4 +70,24 @@ describe('SimClock', () => {
     expect(log).toEqual(['slept']);
     expect(dead.alive).toBe(false);
   });
+
+  it('runs a skewed scheduler at its own rate from its own offset', () => {
+    const clock = new SimClock();
+    const fast = clock.scheduler(1.25, 5_000);
+    const ticks: number[] = [];
+    fast.every(100, () => ticks.push(clock.now()));
+    let fired = -1;
+    fast.after(250, () => {
+      fired = clock.now();
+    });
+    for (let at = clock.nextTimerAt(); at !== undefined && at <= 400; at = clock.nextTimerAt()) {
+      clock.advanceTo(at);
+      clock.runDue();
+    }
+    // 100 ms of its clock are 80 ms of simulated time; 250 ms are 200.
+    expect(ticks).toEqual([80, 160, 240, 320, 400]);
+    expect(fired).toBe(200);
+    expect(fast.now()).toBe(5_000 + 500);
+    expect(() => clock.scheduler(0)).toThrow(RangeError);
+  });
 });

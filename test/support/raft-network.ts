@@ -88,6 +88,8 @@ export interface NetworkOptions {
   voters?: number[];
   /** Initial learners. */
   learners?: number[];
+  /** Nodes that start as joining replicas: no membership until a snapshot brings one. */
+  joining?: number[];
   seed?: number;
   /** Overrides of every replica's RaftConfig. */
   config?: Partial<RaftConfig>;
@@ -100,6 +102,11 @@ export interface NetworkOptions {
   initialTerms?: Record<number, number>;
   /** Compact a replica's log once it has applied this many entries past its first index. */
   compactAfter?: number;
+}
+
+/** The membership of a joining replica: none yet. */
+function emptyConf(): ConfState {
+  return { voters: [], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
 }
 
 interface InFlight {
@@ -215,7 +222,10 @@ export class RaftNetwork {
         leaders: new Map(),
         maxApplied: 0,
       });
-      for (const node of options.nodes) this.createReplica(node, group, conf);
+      for (const node of options.nodes) {
+        const joining = options.joining?.includes(node) === true;
+        this.createReplica(node, group, joining ? emptyConf() : conf);
+      }
     }
   }
 

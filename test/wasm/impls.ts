@@ -5,8 +5,9 @@
 import fc from 'fast-check';
 import type { DecodeResult, RecordInput } from '../../wasm/format.js';
 import { WasmKernels } from '../../wasm/loader.js';
+import type { RecordBatch } from '../../wasm/record-batch.js';
 import { crc32c } from '../../wasm/reference/crc32c.js';
-import { decodeRecords, encodeRecords } from '../../wasm/reference/framing.js';
+import { decodeRecords, encodeRecords, encodeRecordsInto } from '../../wasm/reference/framing.js';
 import { xxhash32 } from '../../wasm/reference/xxhash32.js';
 
 /** The kernel surface every implementation offers. */
@@ -14,6 +15,7 @@ export interface Impl {
   name: string;
   crc32c(data: Uint8Array, seed?: number): number;
   encodeRecords(records: readonly RecordInput[]): Uint8Array;
+  encodeRecordsInto(batch: RecordBatch, out: Uint8Array, at: number): number;
   decodeRecords(buf: Uint8Array, recordsMax?: number): DecodeResult;
   hashKey(key: Uint8Array, seed?: number): number;
   hashKeys(keys: readonly Uint8Array[], seed?: number): Uint32Array;
@@ -24,6 +26,7 @@ export const reference: Impl = {
   name: 'reference',
   crc32c,
   encodeRecords,
+  encodeRecordsInto,
   decodeRecords,
   hashKey: xxhash32,
   hashKeys: (keys, seed = 0) => Uint32Array.from(keys, (k) => xxhash32(k, seed)),
@@ -34,6 +37,7 @@ function wrap(name: string, kernels: WasmKernels): Impl {
     name,
     crc32c: (data, seed) => kernels.crc32c(data, seed),
     encodeRecords: (records) => kernels.encodeRecords(records),
+    encodeRecordsInto: (batch, out, at) => kernels.encodeRecordsInto(batch, out, at),
     decodeRecords: (buf, recordsMax) => kernels.decodeRecords(buf, recordsMax),
     hashKey: (key, seed) => kernels.hashKey(key, seed),
     hashKeys: (keys, seed) => kernels.hashKeys(keys, seed),

@@ -16,6 +16,7 @@ import {
   recordHeaderBytes,
   recordPayloadBytesMax,
 } from '../format.js';
+import { batchHeaderWords, checkOutputRoom, type RecordBatch } from '../record-batch.js';
 import { crc32c } from './crc32c.js';
 
 function putU32(buf: Uint8Array, offset: number, value: number): void {
@@ -60,6 +61,32 @@ export function encodeRecords(records: readonly RecordInput[]): Uint8Array {
     at = end;
   }
   return out;
+}
+
+/** Frames the records of `batch` back to back into `out` from `at`; returns the bytes written. */
+export function encodeRecordsInto(batch: RecordBatch, out: Uint8Array, at: number): number {
+  checkOutputRoom(out, at, batch.bytes);
+  const words = batch.headers;
+  let to = at;
+  for (let k = 0; k < batch.count; k++) {
+    const w = k * batchHeaderWords;
+    const payload = batch.payload(k);
+    putU32(out, to + headerLengthOffset, payload.length);
+    out[to + headerTypeOffset] = words[w]!;
+    out[to + headerFlagsOffset] = 0;
+    out[to + headerReservedOffset] = 0;
+    out[to + headerReservedOffset + 1] = 0;
+    putU32(out, to + headerGroupOffset, words[w + 1]!);
+    putU32(out, to + headerTermOffset, words[w + 2]!);
+    putU32(out, to + headerTermOffset + 4, words[w + 3]!);
+    putU32(out, to + headerIndexOffset, words[w + 4]!);
+    putU32(out, to + headerIndexOffset + 4, words[w + 5]!);
+    out.set(payload, to + recordHeaderBytes);
+    const end = to + recordHeaderBytes + payload.length;
+    putU32(out, to, crc32c(out.subarray(to + 4, end)));
+    to = end;
+  }
+  return to - at;
 }
 
 function isZero(buf: Uint8Array, from: number, to: number): boolean {

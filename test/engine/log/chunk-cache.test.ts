@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ChunkCache } from '../../../engine/log/chunk-cache.js';
 import { SegmentedLog } from '../../../engine/log/segmented-log.js';
 import type { Entry } from '../../../engine/raft/types.js';
 import { FaultFs } from '../../support/fault-fs.js';
@@ -80,5 +81,28 @@ describe('entries served from memory', () => {
       expect(summary([entry])).toEqual(summary(ents(group, entry.index, entry.index, 1, 200)));
     }
     await log.close();
+  });
+});
+
+describe('buffers reserved ahead', () => {
+  it('serve the next chunk that fits, smallest first, within the spare bounds', () => {
+    const cache = new ChunkCache(1024 * 1024);
+    cache.reserve(4 * 1024);
+    cache.reserve(64 * 1024);
+    cache.reserve(32 * 1024); // a spare that fits exists: nothing more is allocated
+    const small = cache.start(1, 32, 0, 3000);
+    expect(small.buf.length).toBe(4 * 1024);
+    small.seal();
+    const large = cache.start(1, 32, 0, 60 * 1024);
+    expect(large.buf.length).toBe(64 * 1024);
+    large.seal();
+    // Nothing reserved is left: the next chunk gets a buffer of its own size.
+    expect(cache.start(1, 32, 0, 60 * 1024).buf.length).toBe(60 * 1024);
+  });
+
+  it('are not kept beyond the largest reusable size', () => {
+    const cache = new ChunkCache(1024 * 1024);
+    cache.reserve(4 * 1024 * 1024);
+    expect(cache.start(1, 32, 0, 1000).buf.length).toBe(1000);
   });
 });

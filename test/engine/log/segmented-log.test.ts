@@ -44,3 +44,19 @@ logStoreConformance(
     cacheBytesMax: 4 * 1024,
   })),
 );
+
+logStoreConformance(
+  'SegmentedLog on real files, zero-filled 16 KiB segments',
+  factory(() => ({ segmentBytes: 16 * 1024, zeroFill: true })),
+);
+
+logStoreConformance(
+  'SegmentedLog on the fault fs, zero-filled 8 KiB segments, 4 KiB cache',
+  factory(() => ({
+    dir: '/log',
+    fs: new FaultFs({ seed: dirs }),
+    segmentBytes: 8 * 1024,
+    cacheBytesMax: 4 * 1024,
+    zeroFill: true,
+  })),
+);

@@ -35,6 +35,24 @@ describe('segments', () => {
     await again.close();
   });
 
+  it('zero-fills a new segment when asked: full size, every byte after the header written', async () => {
+    const dir = join(root, 'zero-fill');
+    const segmentBytes = 3 * 1024 * 1024 + 4096;
+    const log = await SegmentedLog.open({ dir, segmentBytes, zeroFill: true });
+    await log.close();
+    const [name] = readdirSync(dir);
+    const bytes = readFileSync(join(dir, name!));
+    expect(bytes.length).toBe(segmentBytes);
+    expect(decodeSegmentHeader(bytes.subarray(0, segmentHeaderBytes))).toEqual({
+      version: 1,
+      seq: 1,
+      capacity: segmentBytes,
+    });
+    expect(bytes.subarray(segmentHeaderBytes).every((b) => b === 0)).toBe(true);
+    // Written, not sparse: the file's blocks cover its size.
+    expect(statSync(join(dir, name!)).blocks * 512).toBeGreaterThanOrEqual(segmentBytes);
+  });
+
   it('deletes segments once every group has compacted past them', async () => {
     const fs = new FaultFs({ seed: 5 });
     const log = await SegmentedLog.open({ dir: '/log', fs, segmentBytes: 8 * 1024 });

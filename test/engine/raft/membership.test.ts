@@ -73,6 +73,50 @@ describe('learners', () => {
   });
 });
 
+describe('joining replicas', () => {
+  it('a replica added to a running group starts from a snapshot, never from index 1', () => {
+    const net = new RaftNetwork({
+      nodes: [1, 2, 3, 4],
+      voters: [1, 2, 3],
+      joining: [4],
+      compactAfter: 3,
+    });
+    net.elect(1);
+    for (let i = 0; i < 6; i++) net.proposeNext(1);
+    net.stabilize();
+    expect(net.replica(4).smIndex).toBe(0); // not a member: nobody sends it anything
+    change(net, 1, singleConfChange('addLearner', 4));
+    net.tick(1);
+    net.stabilize();
+    expect(net.sent.get(MessageType.Snap)).toBeGreaterThanOrEqual(1);
+    const joiner = net.raft(4).status();
+    expect(joiner.conf).toMatchObject({ voters: [1, 2, 3], learners: [4] });
+    expect(joiner.firstIndex).toBeGreaterThan(1); // its log starts after the snapshot
+    net.proposeNext(1);
+    net.stabilize();
+    expect(net.replica(4).smIndex).toBe(net.replica(1).smIndex);
+    change(net, 1, singleConfChange('addVoter', 4));
+    change(net, 1, singleConfChange('removeVoter', 1));
+    expect(net.raft(4).status().conf.voters).toEqual([2, 3, 4]);
+  });
+
+  it('a joining replica refuses entries and never campaigns without a membership', () => {
+    const net = new RaftNetwork({ nodes: [1, 2, 3, 4], voters: [1, 2, 3], joining: [4] });
+    for (let i = 0; i < 50; i++) net.tick(4);
+    net.stabilize();
+    expect(net.raft(4).status().role).toBe('follower');
+    expect(net.raft(4).campaign()).toMatchObject({ ok: false, reason: 'not-promotable' });
+    net.elect(1);
+    net.proposeNext(1);
+    change(net, 1, singleConfChange('addLearner', 4));
+    net.tick(1);
+    net.stabilize();
+    // The leader never compacted, so it has no snapshot to send yet: the joiner waits.
+    expect(net.raft(4).status().lastIndex).toBe(0);
+    expect(net.raft(4).status().conf.voters).toEqual([]);
+  });
+});
+
 describe('joint consensus', () => {
   it('replacing several voters goes through a joint configuration and leaves it by itself', () => {
     const net = new RaftNetwork({ nodes: [1, 2, 3, 4, 5], voters: [1, 2, 3] });

@@ -5,7 +5,7 @@
  *   --first S        first seed of --seeds (default 1)
  *   --seed S         run one seed (also: SEED=S in the environment) and print its trace
  *   --nodes n --shards m --ops k --clients c   pin the cluster and workload size
- *   --profile P      pin the profile (mixed, leader-churn, stale-leader)
+ *   --profile P      pin the profile (mixed, leader-churn, stale-leader, reconfig)
  *   --plant BUG      plant a Raft bug: commitByCountingPreviousTerm or readWithoutQuorum
  *   --keep-going     run every seed even after failures
  *   --history FILE   write the client history (JSON lines, test/support/history.ts) of the
@@ -32,7 +32,7 @@ const plants: Record<string, keyof RaftUnsafe> = {
   commitByCountingPreviousTerm: 'commitByCountingPreviousTerm',
   readWithoutQuorum: 'readWithoutQuorum',
 };
-const profileNames: readonly SimProfile[] = ['mixed', 'leader-churn', 'stale-leader'];
+const profileNames: readonly SimProfile[] = ['mixed', 'leader-churn', 'stale-leader', 'reconfig'];
 
 interface Plan {
   seeds: number[];

@@ -1,7 +1,7 @@
 /**
  * A simulated client: one request at a time, routed to the node it believes leads the key's
  * shard, retried on NOT_LEADER (following the hint), on BUSY, on a dropped proposal, on a
- * timeout, on a node that is down or crashes mid-request — until a deadline, after which an
+ * shard that moved off the node (STALE_EPOCH), on a timeout, on a node that is down or crashes mid-request — until a deadline, after which an
  * operation whose effect is unknown is recorded as such.
  *
  * Writes carry a client session (id, sequence number per shard, time): every retry of one
@@ -209,8 +209,11 @@ export class SimClient {
   }
 
   private otherReplica(shard: number, not: number): number {
-    const others = this.cluster.replicasOf(shard).filter((id) => id !== not);
-    return others[this.random.intBelow(others.length)]!;
+    const replicas = this.cluster.replicasOf(shard);
+    const others = replicas.filter((id) => id !== not);
+    // The shard may have moved off `not` meanwhile: any replica will do.
+    const pool = others.length > 0 ? others : replicas;
+    return pool[this.random.intBelow(pool.length)]!;
   }
 
   /** Where to go after a failed attempt at `target`, and whether it may have applied. */
@@ -248,6 +251,8 @@ export class SimClient {
       case 'TIMEOUT':
         return elsewhere(10, err.details.outcome !== 'not-applied');
       case 'CLOSED':
+      case 'STALE_EPOCH':
+        // STALE_EPOCH: the shard moved off the node (a proposal there may have committed).
         return elsewhere(10, err.details.outcome === 'unknown');
       default:
         this.cluster.checker.fail(

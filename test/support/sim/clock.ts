@@ -47,9 +47,12 @@ export class SimClock {
     return this.time;
   }
 
-  /** A scheduler for one owner (a node incarnation or the test harness). */
-  scheduler(): SimScheduler {
-    return new SimScheduler(this);
+  /**
+   * A scheduler for one owner (a node incarnation or the test harness) whose clock runs `rate`
+   * times as fast as simulated time and reads `offset` ms ahead of it (see SimScheduler).
+   */
+  scheduler(rate = 1, offset = 0): SimScheduler {
+    return new SimScheduler(this, rate, offset);
   }
 
   /** When the earliest live timer is due, or undefined when none is set. */
@@ -162,11 +165,23 @@ function before(a: Timer, b: Timer): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
-/** The engine's Scheduler over a SimClock, for one owner; `kill()` silences it for good. */
+/**
+ * The engine's Scheduler over a SimClock, for one owner; `kill()` silences it for good.
+ *
+ * Its clock may be skewed, as a machine's is: it runs `rate` times as fast as simulated time
+ * (every timer of the owner, Raft ticks included, fires that much sooner) and reads `offset` ms
+ * ahead (a monotonic clock starts anywhere: nothing may compare readings of two owners).
+ */
 export class SimScheduler implements Scheduler {
   private dead = false;
 
-  constructor(private readonly clock: SimClock) {}
+  constructor(
+    private readonly clock: SimClock,
+    readonly rate = 1,
+    private readonly offset = 0,
+  ) {
+    if (!(rate > 0)) throw new RangeError(`a clock rate must be positive, not ${rate}`);
+  }
 
   /** False once killed. */
   get alive(): boolean {
@@ -174,11 +189,16 @@ export class SimScheduler implements Scheduler {
   }
 
   now(): number {
-    return this.clock.now();
+    return this.offset + Math.floor(this.clock.now() * this.rate);
+  }
+
+  /** Simulated ms for `ms` of this owner's clock. */
+  private simMs(ms: number): number {
+    return this.rate === 1 ? ms : Math.ceil(ms / this.rate);
   }
 
   after(ms: number, fn: () => void): TimerHandle {
-    const timer = this.clock.addTimer(this, ms, 0, fn);
+    const timer = this.clock.addTimer(this, this.simMs(ms), 0, fn);
     return {
       cancel: () => {
         timer.cancelled = true;
@@ -187,7 +207,8 @@ export class SimScheduler implements Scheduler {
   }
 
   every(ms: number, fn: () => void): TimerHandle {
-    const timer = this.clock.addTimer(this, ms, Math.max(1, ms), fn);
+    const period = this.simMs(ms);
+    const timer = this.clock.addTimer(this, period, Math.max(1, period), fn);
     return {
       cancel: () => {
         timer.cancelled = true;

@@ -88,12 +88,12 @@ export class SimCluster {
       nodes: ids.map((id) => ({ id, client: '' })),
     };
     for (const id of ids) {
-      const tickMs = options.tickMs + random.intBelow(options.tickSkewMs + 1);
-      this.nodes.push(this.buildNode(id, ids, random.nextU32(), tickMs));
+      const clockRate = 1 + (random.intBelow(1001) / 1000) * options.clockDrift;
+      this.nodes.push(this.buildNode(id, ids, random.nextU32(), clockRate));
     }
   }
 
-  private buildNode(id: number, ids: number[], seed: number, tickMs: number): SimNode {
+  private buildNode(id: number, ids: number[], seed: number, clockRate: number): SimNode {
     const groups: GroupSpec[] = this.map.shards
       .filter((s) => s.replicas.includes(id))
       .map((s) => ({ group: s.id, voters: s.replicas }));
@@ -115,7 +115,8 @@ export class SimCluster {
         segmentBytes: o.segmentBytes,
         fsyncMsMax: o.fsyncMsMax,
         raft,
-        tickMs,
+        tickMs: o.tickMs,
+        clockRate,
         checkpointMs: o.checkpointMs,
         compactionSlackEntries: o.compactionSlackEntries,
         snapshot: simSnapshotTuning,
@@ -148,9 +149,33 @@ export class SimCluster {
     return rangeIndexOf(this.starts, keyHash(keyBytes(key))) + 1;
   }
 
-  /** The nodes holding `shard`. */
+  /**
+   * The nodes hosting `shard`: its voters, a learner being added, a voter being removed until
+   * it stops hosting. Clients route to them; the checks and convergence cover them.
+   */
   replicasOf(shard: number): number[] {
     return this.map.shards[shard - 1]!.replicas;
+  }
+
+  /**
+   * Starts hosting `shard` on `id` as a joining replica (a replica move's first step): the node
+   * hosts it from now on, across restarts, and waits for the leader's snapshot.
+   */
+  hostOn(shard: number, id: number): void {
+    const info = this.map.shards[shard - 1]!;
+    if (info.replicas.includes(id)) return;
+    info.replicas = [...info.replicas, id].sort((a, b) => a - b);
+    this.map.epoch++;
+    this.node(id).joinGroup(shard);
+  }
+
+  /** Stops hosting `shard` on `id`, once a membership change removed it (a move's last step). */
+  async unhostFrom(shard: number, id: number): Promise<void> {
+    const info = this.map.shards[shard - 1]!;
+    if (!info.replicas.includes(id)) return;
+    info.replicas = info.replicas.filter((r) => r !== id);
+    this.map.epoch++;
+    await this.node(id).leaveGroup(shard);
   }
 
   /** Shard ids. */

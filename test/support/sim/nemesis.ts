@@ -2,8 +2,9 @@
  * The fault injector: at random moments of the chaos phase it crashes a node (restarting it a
  * little later) or every node at once, partitions the network (halves, an isolated leader, a
  * one-way cut; one partition at a time, healed a little later), or switches the network between
- * calm and flaky (drops, duplicates, delays, reordering). With `leaderChurn`, it also crashes or
- * cuts off new leaders moments after their election. `heal()` ends the chaos: every link back,
+ * calm and flaky (drops, duplicates, delays, reordering), hands leaderships over and moves
+ * replicas (reconfig.ts). With `leaderChurn`, it also crashes or cuts off new leaders moments
+ * after their election. `heal()` ends the chaos: every link back,
  * the network calm, every node up.
  *
  * Crashes and partitions last seconds. With the host's default compaction slack (1024 entries)
@@ -16,6 +17,7 @@ import type { TimerHandle } from '../../../engine/scheduler.js';
 import type { MemoryFaults } from '../../../engine/transport/memory-transport.js';
 import type { SimCluster } from './cluster.js';
 import type { SimNode } from './node.js';
+import { Reconfigurer } from './reconfig.js';
 
 /** The longest a crashed node stays down, in ms. */
 export const crashDownMsMax = 3_000;
@@ -39,7 +41,16 @@ export const calmNetwork: MemoryFaults = {
   reorderTicksMax: 1,
 };
 
-type Action = 'crash' | 'outage' | 'partition' | 'isolate' | 'cut' | 'flaky' | 'calm';
+type Action =
+  | 'crash'
+  | 'outage'
+  | 'partition'
+  | 'isolate'
+  | 'cut'
+  | 'flaky'
+  | 'calm'
+  | 'transfer'
+  | 'move';
 
 /** The fault injector; see the module comment. */
 export class Nemesis {
@@ -51,11 +62,15 @@ export class Nemesis {
   private partitions = 0;
   /** Fault actions taken. */
   actions = 0;
+  /** Leadership transfers and replica moves. */
+  readonly reconfig: Reconfigurer;
 
   constructor(
     private readonly cluster: SimCluster,
     private readonly random: SeededRandom,
-  ) {}
+  ) {
+    this.reconfig = new Reconfigurer(cluster, random);
+  }
 
   /** Starts injecting faults (nothing happens if the options allow none). */
   start(): void {
@@ -129,6 +144,8 @@ export class Nemesis {
       ['cut', o.partitions ? 1 : 0],
       ['flaky', o.flakyNetwork ? 2 : 0],
       ['calm', o.flakyNetwork ? 1 : 0],
+      ['transfer', o.transfers ? 2 : 0],
+      ['move', o.moves ? 2 : 0],
     ];
     const total = menu.reduce((sum, [, w]) => sum + w, 0);
     let roll = this.random.intBelow(Math.max(1, total));
@@ -165,6 +182,12 @@ export class Nemesis {
       case 'calm':
         this.cluster.network.setFaults(calmNetwork);
         this.cluster.trace.add('network calm');
+        return;
+      case 'transfer':
+        this.reconfig.transfer();
+        return;
+      case 'move':
+        this.reconfig.startMove();
         return;
     }
   }

@@ -38,6 +38,9 @@ import type { Trace } from './trace.js';
 /** Where the log lives on each node's (in-memory) disk. */
 const logDir = '/flotilla/log';
 
+/** A node's clock reads up to this many ms ahead of simulated time (redrawn at each boot). */
+export const clockOffsetMsMax = 1_000_000;
+
 /** Name of the registered user command the workload runs with `exec`. */
 export const bumpCommand = 'bump';
 
@@ -85,6 +88,8 @@ export interface SimNodeConfig {
   fsyncMsMax: number;
   raft: NodeHostOptions['raft'];
   tickMs: number;
+  /** How fast this node's clock runs, relative to simulated time (see SimScheduler). */
+  clockRate: number;
   /** Host tunables: checkpoint period, compaction slack, snapshot streaming timeouts. */
   checkpointMs: number;
   compactionSlackEntries: number;
@@ -116,6 +121,9 @@ export class SimNode {
   private incarnations = 0;
   private readonly crashListeners = new Set<() => void>();
   status: NodeStatus = 'down';
+  /** The groups this node hosts now, and every group it ever hosted with the spec it had. */
+  private readonly hosted: GroupSpec[];
+  private readonly everHosted = new Map<number, GroupSpec>();
   /** Snapshots this node streamed to followers / installed, over every incarnation so far. */
   readonly snapshots = { sent: 0, installed: 0 };
 
@@ -124,6 +132,8 @@ export class SimNode {
     private readonly env: SimNodeEnv,
   ) {
     this.id = config.id;
+    this.hosted = [...config.groups];
+    for (const spec of config.groups) this.everHosted.set(spec.group, spec);
     this.fsRandom = new SeededRandom(config.seed ^ 0x5eed);
     this.fs = new FaultFs({ seed: config.seed, delay: (op) => this.fsDelay(op) });
   }
@@ -148,9 +158,30 @@ export class SimNode {
     return this.status === 'up' ? this.inc?.state : undefined;
   }
 
-  /** The groups this node hosts. */
+  /** The groups this node hosts (a joining one included). */
   get groups(): readonly GroupSpec[] {
-    return this.config.groups;
+    return this.hosted;
+  }
+
+  /**
+   * Hosts `group` from now on. A group this node hosted before resumes with the spec it was
+   * first added with (its state and log are still here); a new one joins with no membership.
+   */
+  joinGroup(group: number): void {
+    if (this.hosted.some((g) => g.group === group)) return;
+    const spec = this.everHosted.get(group) ?? { group, voters: [] };
+    this.everHosted.set(group, spec);
+    this.hosted.push(spec);
+    this.host?.addGroup(spec);
+  }
+
+  /** Stops hosting `group` (its state and log stay on disk). */
+  async leaveGroup(group: number): Promise<void> {
+    const at = this.hosted.findIndex((g) => g.group === group);
+    if (at < 0) return;
+    this.hosted.splice(at, 1);
+    const host = this.inc?.host;
+    if (this.status === 'up' && host?.hosts(group) === true) await host.removeGroup(group);
   }
 
   /** Calls `fn` once when this node next crashes; returns the unsubscribe function. */
@@ -167,7 +198,11 @@ export class SimNode {
     this.status = 'starting';
     const inc: Incarnation = {
       number: ++this.incarnations,
-      scheduler: this.env.clock.scheduler(),
+      // A restarted process's monotonic clock starts from a new origin.
+      scheduler: this.env.clock.scheduler(
+        this.config.clockRate,
+        this.fsRandom.intBelow(clockOffsetMsMax),
+      ),
       dead: false,
     };
     this.inc = inc;
@@ -225,7 +260,7 @@ export class SimNode {
     const host = this.newHost(inc, log, state, transport);
     inc.host = host;
     host.onLeaderChange((change) => this.env.onLeader(this.id, change));
-    for (const spec of this.config.groups) {
+    for (const spec of this.hosted) {
       host.addGroup(spec);
       // A new cluster's first replica of each shard campaigns at once (no election timeout).
       if (inc.number === 1 && spec.voters[0] === this.id) host.campaign(spec.group);
@@ -263,7 +298,7 @@ export class SimNode {
   }
 
   private logSummary(log: SegmentedLog): string {
-    return this.config.groups
+    return this.hosted
       .map((g) => `s${g.group}:${log.firstIndex(g.group)}..${log.lastIndex(g.group)}`)
       .join(' ');
   }

@@ -36,14 +36,16 @@ export interface SimOptions {
    * followers that were away fall behind the compacted log and catch up by snapshot.
    */
   compactionSlackEntries: number;
-  /** Raft tick period of the fastest node, in ms. */
+  /** Raft tick period, in ms of each node's own clock. */
   tickMs: number;
   /**
-   * Clock drift, as the most a node's tick period exceeds `tickMs` (each node draws its own in
-   * [0, tickSkewMs]). Kept under the drift lease reads tolerate (see RaftNode: 25 % with the
-   * default margin, of which a tick of phase difference takes a share).
+   * Clock skew: each node's clock runs at its own rate in [1, 1 + clockDrift] times simulated
+   * time (all its timers: ticks, checkpoints, deadlines, fsync latency) and reads from its own
+   * offset, redrawn at every restart. With lease reads it stays under the drift they tolerate
+   * (RaftNode: 25 % with the default margin, of which a tick of phase difference takes a share);
+   * without, it may be larger (only liveness depends on it then).
    */
-  tickSkewMs: number;
+  clockDrift: number;
   /** Mean time between two fault actions, in ms (0: no faults at all). */
   faultEveryMs: number;
   /** Whether nodes crash and restart. */
@@ -54,9 +56,21 @@ export interface SimOptions {
   flakyNetwork: boolean;
   /** Probability that a new leader is crashed or isolated moments after its election. */
   leaderChurn: number;
+  /** Whether leadership is handed over (to caught-up and to lagging voters). */
+  transfers: boolean;
+  /**
+   * Whether replicas move between nodes (when there are more nodes than replicas): a learner
+   * added on a spare node, promoted, an old voter removed, which then stops hosting the shard.
+   */
+  moves: boolean;
   /** Planted Raft bugs (test only). */
   unsafe?: RaftUnsafe;
 }
+
+/** The most a node's clock runs fast when lease reads are on (below the lease's tolerance). */
+export const leaseClockDriftMax = 0.15;
+/** The clock drift some runs without lease reads draw (beyond what a lease would tolerate). */
+export const leaseFreeClockDrift = 0.4;
 
 /** Caller overrides of the seed-drawn shape. */
 export type SimOverrides = Partial<Omit<SimOptions, 'seed'>>;
@@ -74,11 +88,19 @@ function pick<T>(r: SeededRandom, list: readonly T[]): T {
  *   message with one message in flight, so logs fork in their uncommitted tails (where commit
  *   rules matter);
  * - stale-leader: no CheckQuorum, so a cut-off leader keeps believing it leads while another is
- *   elected (where read rules matter); no crashes.
+ *   elected (where read rules matter); no crashes;
+ * - reconfig: 4 or 5 nodes, replicas moving and leadership handed over all the time, under
+ *   crashes and partitions (where membership rules matter).
  */
-export type SimProfile = 'mixed' | 'leader-churn' | 'stale-leader';
+export type SimProfile = 'mixed' | 'leader-churn' | 'stale-leader' | 'reconfig';
 
-const profiles: readonly SimProfile[] = ['mixed', 'mixed', 'leader-churn', 'stale-leader'];
+const profiles: readonly SimProfile[] = [
+  'mixed',
+  'mixed',
+  'leader-churn',
+  'stale-leader',
+  'reconfig',
+];
 
 /** What a profile pins; the rest is drawn as for 'mixed'. */
 function profileFields(profile: SimProfile, r: SeededRandom): Partial<SimOptions> {
@@ -105,13 +127,22 @@ function profileFields(profile: SimProfile, r: SeededRandom): Partial<SimOptions
         partitions: true,
         leaderChurn: 0,
       };
+    case 'reconfig':
+      return {
+        nodes: 4 + r.intBelow(2),
+        transfers: true,
+        moves: true,
+        leaderChurn: 0,
+        faultEveryMs: 300,
+      };
   }
 }
 
 /** The run's shape for `seed`, with `overrides` pinned. */
 export function optionsForSeed(seed: number, overrides: SimOverrides = {}): SimOptions {
   const r = new SeededRandom(seed ^ 0x5a17);
-  const profile = pick(r, profiles);
+  const drawnProfile = pick(r, profiles);
+  const profile = overrides.profile ?? drawnProfile;
   const checkQuorum = r.chance(0.7);
   const drawn: SimOptions = {
     seed,
@@ -130,15 +161,22 @@ export function optionsForSeed(seed: number, overrides: SimOverrides = {}): SimO
     checkpointMs: pick(r, [250, 1000]),
     compactionSlackEntries: pick(r, [1024, 32, 4]),
     tickMs: 100,
-    tickSkewMs: pick(r, [0, 5, 15]),
+    clockDrift: pick(r, [0, 0.05, 0.15]),
     faultEveryMs: pick(r, [400, 800, 1500]),
     crashes: r.chance(0.8),
     partitions: r.chance(0.8),
     flakyNetwork: r.chance(0.7),
     leaderChurn: pick(r, [0, 0.2, 0.4]),
+    transfers: r.chance(0.5),
+    moves: r.chance(0.5),
   };
   const options = { ...drawn, ...profileFields(profile, r), ...overrides };
   if (!options.checkQuorum) options.leaseReadRate = 0;
+  // Without lease reads, clocks may drift further than the lease tolerates.
+  if (options.leaseReadRate === 0 && r.chance(0.3)) options.clockDrift = leaseFreeClockDrift;
+  if (options.leaseReadRate > 0 && options.clockDrift > leaseClockDriftMax) {
+    throw new RangeError(`lease reads tolerate a clock drift of at most ${leaseClockDriftMax}`);
+  }
   return options;
 }
 
@@ -148,6 +186,8 @@ export function describeOptions(o: SimOptions): string {
     o.crashes ? 'crashes' : '',
     o.partitions ? 'partitions' : '',
     o.flakyNetwork ? 'flaky-net' : '',
+    o.transfers ? 'transfers' : '',
+    o.moves ? 'moves' : '',
   ].filter((f) => f !== '');
   const unsafe = o.unsafe === undefined ? '' : ` UNSAFE ${JSON.stringify(o.unsafe)}`;
   return (
@@ -156,7 +196,7 @@ export function describeOptions(o: SimOptions): string {
     `preVote ${o.preVote}, checkQuorum ${o.checkQuorum}, msgBytesMax ${o.msgBytesMax}, ` +
     `inflight ${o.inflightMsgsMax}, lease reads ${o.leaseReadRate}, segment ${o.segmentBytes} B, ` +
     `fsync <= ${o.fsyncMsMax} ms, checkpoint ${o.checkpointMs} ms, compaction slack ` +
-    `${o.compactionSlackEntries}, ticks ${o.tickMs}..${o.tickMs + o.tickSkewMs} ms, faults every ~${o.faultEveryMs} ms [${faults.join(' ')}], ` +
+    `${o.compactionSlackEntries}, ticks ${o.tickMs} ms, clock drift ${o.clockDrift}, faults every ~${o.faultEveryMs} ms [${faults.join(' ')}], ` +
     `leader churn ${o.leaderChurn}${unsafe}`
   );
 }

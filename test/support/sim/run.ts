@@ -3,7 +3,7 @@
  *
  * 1. start every node; wait for every shard to elect a leader; each shard takes its hash range;
  * 2. chaos: the clients run their operations while the nemesis injects faults;
- * 3. heal: every link back, the network calm, every node up;
+ * 3. heal: every link back, the network calm, every node up, the replica move under way done;
  * 4. liveness: every shard elects a leader and takes a new write, and its replicas converge to
  *    the same applied index, each within a bound of simulated time;
  * 5. final reads of every key, then the end checks: logs, checksums, exactly-once, no lost
@@ -69,8 +69,11 @@ export interface SimResult {
     retries: number;
     faults: number;
     logChecks: number;
-    /** Snapshots installed by followers that fell behind a compacted log. */
+    /** Snapshots installed by followers that fell behind a compacted log or joined a shard. */
     snapshotsInstalled: number;
+    /** Replica moves finished and leadership transfers completed. */
+    moves: number;
+    transfers: number;
   };
 }
 
@@ -184,6 +187,12 @@ async function phases(cluster: SimCluster, workload: Workload, nemesis: Nemesis)
   const recovery = phaseLimitMs.recovery;
   const up = await cluster.runUntil(() => cluster.nodes.every((n) => n.status === 'up'), recovery);
   demand(up, 'liveness', 'a node did not come back up');
+  const moved = await cluster.runUntil(() => nemesis.reconfig.idle, recovery);
+  demand(
+    moved,
+    'liveness',
+    `a replica move did not finish after healing\n${describeShards(cluster)}`,
+  );
   const ledAgain = await cluster.runUntil(() => allLed(cluster), recovery);
   demand(
     ledAgain,
@@ -264,6 +273,7 @@ export async function runSeed(options: SimOptions, root = simTempRoot()): Promis
     cluster.trace.add(`verdict: ${failure.kind}`);
   } finally {
     process.off('unhandledRejection', onRejection);
+    nemesis.reconfig.stop();
     await cluster.destroy();
   }
   const ops = workload.history.ops;
@@ -283,6 +293,8 @@ export async function runSeed(options: SimOptions, root = simTempRoot()): Promis
       faults: nemesis.actions,
       logChecks: cluster.checker.logChecks,
       snapshotsInstalled: cluster.nodes.reduce((sum, n) => sum + n.snapshots.installed, 0),
+      moves: nemesis.reconfig.stats.moves,
+      transfers: nemesis.reconfig.stats.transfers,
     },
   };
   if (failure !== undefined) result.failure = failure;

@@ -4,7 +4,8 @@
  * (shard, index of its last entry), so that a shard's changes read back in commit order and a
  * batch of writes costs one LMDB put, not one per write. Each shard keeps a bounded tail
  * (`changesPerShardMax` records and `changeBytesPerShardMax` bytes, whichever is reached first,
- * and up to an eighth more between trims); older blocks are trimmed whole, and
+ * and up to an eighth more between trims — or the newest block, when it alone is larger); older
+ * blocks are trimmed whole, and
  * `changesCompactedIndex` remembers how far. A reader whose cursor is below that point gets
  * COMPACTED and must re-read the state (a scan) before watching again.
  */
@@ -64,7 +65,8 @@ export function writeChanges(
 
 /**
  * Deletes the shard's oldest change blocks until both retention bounds hold (a block holds
- * whole entries, so every record of an entry goes together). Runs inside the apply transaction.
+ * whole entries, so every record of an entry goes together), always keeping the newest block.
+ * Runs inside the apply transaction.
  */
 export function trimChanges(
   dbs: StateDbs,
@@ -81,16 +83,22 @@ export function trimChanges(
   if (!overRetention(meta, limits, slack)) return;
   const doomed: Buffer[] = [];
   let lastIndex = 0;
+  let candidate: { key: Buffer; count: number; bytes: number } | undefined;
   for (const { key, value } of dbs.changes.getRange({
     start: shardPrefix(shard),
     end: shardEnd(shard),
   })) {
+    if (candidate !== undefined) {
+      // A block goes only when a newer one exists: the newest stays, however large it is.
+      doomed.push(candidate.key);
+      lastIndex = readU64(candidate.key, 4);
+      meta.changeCount -= candidate.count;
+      meta.changeBytes -= candidate.bytes;
+      candidate = undefined;
+    }
     if (!overRetention(meta, limits)) break;
     const count = key.readUInt32BE(12);
-    doomed.push(key);
-    lastIndex = readU64(key, 4);
-    meta.changeCount -= count;
-    meta.changeBytes -= value.length - count * changeHeaderBytes;
+    candidate = { key, count, bytes: value.length - count * changeHeaderBytes };
   }
   for (const key of doomed) dbs.changes.removeSync(key);
   if (lastIndex > meta.changesCompactedIndex) meta.changesCompactedIndex = lastIndex;

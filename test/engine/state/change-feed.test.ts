@@ -113,6 +113,16 @@ describe('change feed', () => {
     expect(state.changes(2, 0).map((c) => c.key.toString())).toEqual(['z']);
   });
 
+  it('keeps the newest batch even when it alone is over the bound', () => {
+    const state = openState({ limits: { changesPerShardMax: 2 } });
+    const puts = (from: number, n: number) =>
+      Array.from({ length: n }, (_, k) => entry(1, from + k, { type: 'put', key: 'k', value: k }));
+    state.applyBatch(puts(1, 2));
+    state.applyBatch(puts(3, 5));
+    expect(compactedError(() => state.changes(1, 1))).toBe('COMPACTED');
+    expect(state.changes(1, 2).map((c) => c.index)).toEqual([3, 4, 5, 6, 7]);
+  });
+
   it('bounds the tail by bytes as well', () => {
     const state = openState({ limits: { changeBytesPerShardMax: 2500 } });
     const f = new ShardFeeder(state, 1);

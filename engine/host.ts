@@ -4,14 +4,18 @@
  * Once per event-loop turn it drains the Ready of every group that has one and does, for all of
  * them together:
  *   1. send each Ready's `messages` (they promise nothing about local state);
- *   2. apply, in ONE state transaction, the committed entries that are already durable in the
- *      local log, and resolve their callers;
- *   3. ONE `LogStore.append` of every group's entries, snapshot marker and hard state (one write,
- *      one fdatasync); while it is in flight, proposals pile up in the groups for the next turn;
- *   4. once durable: send `messagesAfterPersist`, apply (one transaction) the committed entries
- *      that needed this write, serve reads, and `advance` every group.
- * Only one append is in flight at a time, so a turn's batch grows with the load and every group
- * moves forward once per fsync.
+ *   2. ONE `LogStore.append` of every group's entries, snapshot marker and hard state (one write,
+ *      one fdatasync);
+ *   3. apply, in ONE state transaction, the committed entries the log already holds durably,
+ *      and resolve their callers;
+ *   4. once the append is durable: send `messagesAfterPersist`, apply (one transaction) the
+ *      committed entries that needed it, serve reads, and `advance` every group.
+ * Up to `hostAppendsInFlightMax` appends are in flight: a turn's append is handed to the log while
+ * the previous one is being synced (the log coalesces it into its next write), so the CPU work of
+ * a turn overlaps the fsync of the one before. A group has one Ready in flight at a time, except
+ * a group whose only replica is this node, which may advance as soon as its append is handed over
+ * (see mayAdvanceEarly). Committed entries are applied only once the log holds them durably
+ * (`held`), in log order, and appends become durable in the order they were made.
  *
  * Ticks come from one timer for the whole node. Applied indexes are made durable by the state's
  * `flush` on a checkpoint timer, and only then is the log compacted up to them (less a slack).
@@ -30,6 +34,8 @@ import {
 } from './host-snapshots.js';
 import {
   compactionSlackEntries,
+  hostAppendsInFlightMax,
+  hostApplyEntriesPerTurnMax,
   hostCheckpointMs,
   leaderTransferTimeoutMs,
   proposalsPendingMax,
@@ -165,6 +171,15 @@ class HostedGroup implements SnapshotGroup {
   /** Whether a Ready of this group is being persisted (advance not yet called). */
   inFlight = false;
   /**
+   * The last index of this group's log known durable. Invariant: durableIndex <= the log's last
+   * index; committed entries above it wait in `held`.
+   */
+  durableIndex: number;
+  /** Committed entries handed out by Raft, not applied yet, in log order (see drainHeld). */
+  readonly held: HeldPart[] = [];
+  /** The membership the Raft core works with (it changes when a Ready carries a confState). */
+  raftConf: ConfState;
+  /**
    * Whether this node may serve linearizable reads from its applied state without a quorum
    * round: it is the group's only voter, leads it, and has applied an entry of its own term (so
    * every write acknowledged before, by any earlier term, is applied).
@@ -185,10 +200,29 @@ class HostedGroup implements SnapshotGroup {
     readonly raft: RaftNode,
     applied: number,
     confState: ConfState,
+    durableIndex: number,
   ) {
     this.applied = applied;
     this.confState = confState;
+    this.raftConf = confState;
+    this.durableIndex = durableIndex;
   }
+}
+
+/** Committed entries waiting until the log holds them durably: `needs` must be durable. */
+interface HeldPart {
+  entries: Entry[];
+  /** The membership to store with the applied index, when the part ends a conf change. */
+  conf?: ConfState;
+  /** The index that must be durable: the last entry's (or the snapshot's, for a bare conf). */
+  needs: number;
+}
+
+/** A Ready taken in a turn; `early` when it was advanced before its write was durable. */
+interface Taken {
+  hosted: HostedGroup;
+  rd: Ready;
+  early: boolean;
 }
 
 /** Committed entries of one group to apply together, and the membership they lead to. */
@@ -288,8 +322,16 @@ export class NodeHost {
   /** Groups with proposals or reads waiting, swept for deadlines on every tick. */
   private readonly waiting = new Set<HostedGroup>();
   private pumpScheduled = false;
-  /** The turn's log write while it is in flight (one at a time). */
-  private writing: Promise<void> | undefined;
+  /** Log appends handed to the log and not yet durable (at most hostAppendsInFlightMax). */
+  private appendsInFlight = 0;
+  /** Whether an append waits for the state to be flushed (then no other append may start). */
+  private flushingForSnapshot = false;
+  /** Groups advanced early whose held entries may be durable: applied by applyTurn. */
+  private readonly applyQueue = new Set<HostedGroup>();
+  /** Completes when the newest append has been handled (appends complete in order). */
+  private lastAppend: Promise<void> | undefined;
+  /** The newest log append: durable once it completes, with every append before it. */
+  private logTail: Promise<void> = Promise.resolve();
   private pendingCount = 0;
   private failure: FlotillaError | undefined;
   private closed = false;
@@ -376,7 +418,7 @@ export class NodeHost {
       const { term } = this.state.applied(spec.group);
       raft.restoreSnapshot({ index: applied, term, conf: copyConfState(conf) });
     }
-    const hosted = new HostedGroup(spec.group, raft, applied, conf);
+    const hosted = new HostedGroup(spec.group, raft, applied, conf, logLast);
     this.groups.set(spec.group, hosted);
     if (conf.voters.length === 1 && conf.voters[0] === this.nodeId && conf.learners.length === 0) {
       // A group this node alone votes in needs no election timeout to elect itself.
@@ -552,8 +594,8 @@ export class NodeHost {
           const conf = copyConfState(hosted.confState);
           queueMicrotask(() => {
             const settle = () => resolve(conf);
-            if (this.writing === undefined) settle();
-            else this.writing.then(settle, settle);
+            if (this.lastAppend === undefined) settle();
+            else this.lastAppend.then(settle, settle);
           });
         },
         reject,
@@ -622,13 +664,14 @@ export class NodeHost {
     this.checkOpen();
     const hosted = this.groupOf(group);
     // A Ready being persisted finishes first, so the pump never meets a removed group.
-    while (hosted.inFlight && this.writing !== undefined) {
-      await this.writing.catch(() => undefined);
+    while (hosted.inFlight && this.failure === undefined && this.lastAppend !== undefined) {
+      await this.lastAppend.catch(() => undefined);
     }
     if (this.groups.get(group) !== hosted) return;
     this.groups.delete(group);
     this.dirty.delete(hosted);
     this.waiting.delete(hosted);
+    this.applyQueue.delete(hosted);
     const moved = new FlotillaError(
       'STALE_EPOCH',
       `shard ${group} moved off node ${this.nodeId}; refresh the shard map and retry`,
@@ -704,7 +747,7 @@ export class NodeHost {
     for (const t of this.timers) t.cancel();
     this.snapshotSender.close();
     this.snapshotReceiver.close();
-    await this.writing?.catch(() => undefined);
+    await this.lastAppend?.catch(() => undefined);
     for (const hosted of this.groups.values()) {
       this.failGroup(hosted, closedError());
       hosted.raft.close();
@@ -734,10 +777,11 @@ export class NodeHost {
     // A group removed meanwhile (a snapshot stream may still name it) has nothing to do.
     if (this.groups.get(hosted.id) !== hosted) return;
     this.dirty.add(hosted);
-    if (!this.pumpScheduled && !this.writing) {
-      this.pumpScheduled = true;
-      this.scheduler.nextTurn(() => this.pump());
-    }
+    if (this.mayAppend()) this.schedulePump();
+  }
+
+  private mayAppend(): boolean {
+    return this.appendsInFlight < hostAppendsInFlightMax && !this.flushingForSnapshot;
   }
 
   private tick(): void {
@@ -778,105 +822,244 @@ export class NodeHost {
   /** One turn of the pump; see the module comment. */
   private pump(): void {
     this.pumpScheduled = false;
-    if (this.writing || this.closed || this.failure !== undefined) return;
-    const batch: { hosted: HostedGroup; rd: Ready; durableLast: number }[] = [];
+    if (this.closed || this.failure !== undefined) return;
+    if (this.mayAppend()) this.appendTurn();
+    this.applyTurn();
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.closed) return;
+    this.pumpScheduled = true;
+    this.scheduler.nextTurn(() => this.pump());
+  }
+
+  /** Takes every dirty group's Ready and hands their records to the log in one append. */
+  private appendTurn(): void {
+    const batch: Taken[] = [];
     for (const hosted of this.dirty) {
       if (hosted.inFlight || !hosted.raft.hasReady()) continue;
       const rd = hosted.raft.ready();
       hosted.inFlight = true;
-      batch.push({ hosted, rd, durableLast: durablePrefix(this.log.lastIndex(hosted.id), rd) });
+      batch.push({ hosted, rd, early: false });
     }
     this.dirty.clear();
     if (batch.length === 0) return;
     const writes: GroupWrite[] = [];
-    const early: ApplyPart[] = [];
-    const late: ApplyPart[] = [];
-    for (const { hosted, rd, durableLast } of batch) {
-      if (rd.softState !== undefined) hosted.localReads = false;
-      this.send(hosted, rd.messages);
-      if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
-        const w: GroupWrite = { group: hosted.id };
-        if (rd.entries.length > 0) w.entries = rd.entries;
-        if (rd.hardState !== undefined) w.hardState = rd.hardState;
-        if (rd.snapshot !== undefined) w.snapshot = rd.snapshot;
-        writes.push(w);
-      }
-      this.failDropped(hosted, rd.dropped);
-      for (const d of rd.droppedReads) {
-        const key = contextKey(d.context);
-        const read = hosted.reads.get(key);
-        if (read === undefined) continue;
-        hosted.reads.delete(key);
-        read.reject(
-          new FlotillaError('NOT_LEADER', `shard ${hosted.id}: read dropped (${d.reason}); retry`, {
-            leaderHint: hosted.raft.leader(),
-            group: hosted.id,
-          }),
-        );
-      }
-      if (rd.snapshot !== undefined && rd.confState !== undefined) {
-        // The membership a snapshot brought is stored once its marker is durable.
-        late.push({ hosted, entries: [], conf: rd.confState });
-      }
-      const committed = rd.committedEntries;
-      if (committed.length === 0) continue;
-      // Entries already durable here need not wait for this turn's fsync.
-      const cut = rd.snapshot === undefined ? splitDurable(committed, durableLast) : 0;
-      const parts = [
-        { hosted, entries: committed.slice(0, cut), list: early },
-        { hosted, entries: committed.slice(cut), list: late },
-      ];
-      for (const { entries, list } of parts) {
-        if (entries.length === 0) continue;
-        const part: ApplyPart = { hosted, entries };
-        // The membership is stored with the applied index that includes its last change.
-        const hasChange = entries.some((e) => e.type === EntryType.ConfChange);
-        if (hasChange && rd.confState !== undefined) part.conf = rd.confState;
-        list.push(part);
+    for (const taken of batch) this.take(taken, writes);
+    const snapshot = writes.some((w) => w.snapshot !== undefined);
+    let durable = this.persist(writes, snapshot);
+    // A write waiting for the state flush must stay the newest append: nothing joins it.
+    if (snapshot) for (const taken of batch) taken.early = false;
+    else {
+      const more = this.advanceEarly(batch);
+      if (more.length > 0) {
+        const moreWrites: GroupWrite[] = [];
+        for (const taken of more) this.take(taken, moreWrites);
+        if (moreWrites.length > 0) {
+          const first = durable;
+          durable = Promise.all([first, this.persist(moreWrites, false)]).then(() => undefined);
+        }
+        for (const taken of more) if (taken.early) this.finishReady(taken.hosted, taken.rd, false);
+        batch.push(...more);
+        writes.push(...moreWrites);
       }
     }
-    this.apply(early);
-    this.writing = this.persist(writes).then(
-      () => this.afterPersist(batch, late),
+    // A turn with nothing to write holds no slot: it only waits for the appends before it.
+    const counted = writes.length > 0;
+    if (counted) this.appendsInFlight++;
+    if (snapshot) this.flushingForSnapshot = true;
+    this.lastAppend = durable.then(
+      () => this.afterAppend(batch, writes, snapshot, counted),
       (err: unknown) => this.fail(err),
     );
+    const parts: ApplyPart[] = [];
+    for (const { hosted, early } of batch) {
+      if (early) this.applyQueue.add(hosted);
+      else drainHeld(hosted, parts, Number.POSITIVE_INFINITY);
+    }
+    this.apply(parts);
+  }
+
+  /**
+   * Applies the durable committed entries of groups advanced early, at most
+   * `hostApplyEntriesPerTurnMax` per turn: once the callers of the first ones have proposed
+   * again, the next turn appends their proposals before applying more, so applying overlaps
+   * the fsync of the append before (the load splits into cohorts that take turns).
+   */
+  private applyTurn(): void {
+    if (this.applyQueue.size === 0) return;
+    const parts: ApplyPart[] = [];
+    let budget = hostApplyEntriesPerTurnMax;
+    for (const hosted of this.applyQueue) {
+      if (budget <= 0) break;
+      budget -= drainHeld(hosted, parts, budget);
+      if (!hasDurableHeld(hosted)) this.applyQueue.delete(hosted);
+    }
+    this.apply(parts);
+    if (this.applyQueue.size > 0) this.schedulePump();
+  }
+
+  /**
+   * Advances the Readies that may be advanced before their write is durable (mayAdvanceEarly),
+   * and takes the Ready each advance makes: it delivers the entries the advance committed, so
+   * that their commit joins this turn's append and they are applied as soon as it is durable.
+   */
+  private advanceEarly(batch: readonly Taken[]): Taken[] {
+    const more: Taken[] = [];
+    for (const { hosted, rd, early } of batch) {
+      if (!early) continue;
+      this.finishReady(hosted, rd, false);
+      if (!hosted.raft.hasReady()) continue;
+      hosted.inFlight = true;
+      more.push({ hosted, rd: hosted.raft.ready(), early: false });
+    }
+    return more;
+  }
+
+  /**
+   * Does what a Ready asks before its write is durable: sends its messages, queues its records
+   * for the turn's append, fails what it dropped, and holds its committed entries until the log
+   * holds them durably. Decides whether it may be advanced before its write is durable.
+   */
+  private take(taken: Taken, writes: GroupWrite[]): void {
+    const { hosted, rd } = taken;
+    if (rd.softState !== undefined) hosted.localReads = false;
+    if (rd.confState !== undefined) hosted.raftConf = rd.confState;
+    this.send(hosted, rd.messages);
+    if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
+      const w: GroupWrite = { group: hosted.id };
+      if (rd.entries.length > 0) {
+        w.entries = rd.entries;
+        // Entries from here on are being (re)written: they are durable once this write is.
+        hosted.durableIndex = Math.min(hosted.durableIndex, rd.entries[0]!.index - 1);
+      }
+      if (rd.hardState !== undefined) w.hardState = rd.hardState;
+      if (rd.snapshot !== undefined) {
+        w.snapshot = rd.snapshot;
+        hosted.durableIndex = Math.min(hosted.durableIndex, rd.snapshot.index - 1);
+      }
+      writes.push(w);
+    }
+    this.failDropped(hosted, rd.dropped);
+    this.failDroppedReads(hosted, rd.droppedReads);
+    if (rd.snapshot !== undefined && rd.confState !== undefined) {
+      // The membership a snapshot brought is stored once its marker is durable.
+      hosted.held.push({ entries: [], conf: rd.confState, needs: rd.snapshot.index });
+    }
+    const committed = rd.committedEntries;
+    if (committed.length > 0) {
+      const part: HeldPart = { entries: committed, needs: committed[committed.length - 1]!.index };
+      // The membership is stored with the applied index that includes its last change.
+      if (rd.confState !== undefined && hasConfChange(committed)) part.conf = rd.confState;
+      hosted.held.push(part);
+    }
+    taken.early = this.mayAdvanceEarly(hosted, rd);
+  }
+
+  /**
+   * Whether `rd` may be advanced as soon as its write is handed to the log, so that the group's
+   * next Ready (and append) need not wait for this fsync. Safe only for a group whose every
+   * replica is this node — one voter, no learner, not joint — led by it in a steady term:
+   *  - the commit index Raft then moves early reaches nobody but this host, which applies (and
+   *    acknowledges) an entry only once the write holding it is durable (`held`), and the log
+   *    makes writes durable in order, so no hard state records a commit its entries lack;
+   *  - a Ready that changes term, vote, role or snapshot takes the ordinary path;
+   *  - a Ready appending a membership change takes the ordinary path, so the group has no write
+   *    in flight when the change commits and the first message to a new replica leaves.
+   */
+  private mayAdvanceEarly(hosted: HostedGroup, rd: Ready): boolean {
+    if (rd.softState !== undefined || rd.snapshot !== undefined || !hosted.raft.isLeader()) {
+      return false;
+    }
+    const c = hosted.raftConf;
+    const alone =
+      c.voters.length === 1 &&
+      c.voters[0] === this.nodeId &&
+      c.votersOutgoing.length === 0 &&
+      c.learners.length === 0 &&
+      c.learnersNext.length === 0;
+    return alone && rd.messages.length === 0 && !hasConfChange(rd.entries);
   }
 
   /**
    * Writes a turn's log records. A snapshot marker compacts its group's log up to the snapshot,
    * so it waits until the state that the snapshot installed is durable: the log never gives up
-   * entries the durable state has not applied.
+   * entries the durable state has not applied. No other append starts meanwhile, so the log
+   * receives appends in the order the pump made them.
    */
-  private persist(writes: GroupWrite[]): Promise<void> {
-    if (writes.length === 0) return Promise.resolve();
-    if (!writes.some((w) => w.snapshot !== undefined)) return this.log.append(writes);
-    return this.state.flush().then(() => this.log.append(writes));
+  private persist(writes: GroupWrite[], snapshot: boolean): Promise<void> {
+    // A turn with nothing to write completes after the appends before it, like any other.
+    if (writes.length === 0) return this.logTail;
+    this.logTail = snapshot
+      ? this.state.flush().then(() => this.log.append(writes))
+      : this.log.append(writes);
+    return this.logTail;
   }
 
-  private afterPersist(batch: { hosted: HostedGroup; rd: Ready }[], late: ApplyPart[]): void {
-    this.writing = undefined;
+  private afterAppend(
+    batch: Taken[],
+    writes: GroupWrite[],
+    snapshot: boolean,
+    counted: boolean,
+  ): void {
+    if (counted) this.appendsInFlight--;
+    if (snapshot) this.flushingForSnapshot = false;
     if (this.failure !== undefined) return;
-    for (const { hosted, rd } of batch) this.send(hosted, rd.messagesAfterPersist);
-    this.apply(late);
-    for (const { hosted, rd } of batch) {
-      for (const rs of rd.readStates) {
-        const read = hosted.reads.get(contextKey(rs.context));
-        if (read === undefined) continue;
-        hosted.reads.delete(contextKey(rs.context));
-        hosted.readyReads.push({ index: rs.index, read });
-      }
-      this.serveReads(hosted);
-      hosted.raft.advance(rd);
-      hosted.inFlight = false;
-      if (hosted.leaderWaiters.length > 0 && hosted.raft.isLeader()) {
-        for (const wake of hosted.leaderWaiters.splice(0)) wake();
-      }
-      if (rd.softState !== undefined) this.announceLeader(hosted.id, rd.softState);
-      if (!this.closed) this.dirty.add(hosted);
+    for (const w of writes) {
+      // A group removed meanwhile (removeGroup) no longer needs its durable index.
+      const hosted = this.groups.get(w.group);
+      if (hosted === undefined) continue;
+      const last = w.entries?.[w.entries.length - 1];
+      if (last !== undefined) hosted.durableIndex = last.index;
+      else if (w.snapshot !== undefined) hosted.durableIndex = w.snapshot.index;
     }
-    if (this.dirty.size > 0 && !this.closed) {
-      this.pumpScheduled = true;
-      this.scheduler.nextTurn(() => this.pump());
+    for (const { hosted, rd } of batch) this.send(hosted, rd.messagesAfterPersist);
+    // A Ready advanced only now has its committed entries applied first (ready.ts, step 5).
+    const parts: ApplyPart[] = [];
+    for (const { hosted, early } of batch) {
+      if (early) this.applyQueue.add(hosted);
+      else drainHeld(hosted, parts, Number.POSITIVE_INFINITY);
+    }
+    this.apply(parts);
+    for (const { hosted, rd, early } of batch) {
+      if (!early) this.finishReady(hosted, rd, true);
+      else if (!this.closed) this.dirty.add(hosted);
+    }
+    if ((this.dirty.size > 0 && this.mayAppend()) || this.applyQueue.size > 0) {
+      this.schedulePump();
+    }
+  }
+
+  /** Serves a Ready's reads and advances it; `redo` marks the group for another turn. */
+  private finishReady(hosted: HostedGroup, rd: Ready, redo: boolean): void {
+    for (const rs of rd.readStates) {
+      const read = hosted.reads.get(contextKey(rs.context));
+      if (read === undefined) continue;
+      hosted.reads.delete(contextKey(rs.context));
+      hosted.readyReads.push({ index: rs.index, read });
+    }
+    this.serveReads(hosted);
+    hosted.raft.advance(rd);
+    hosted.inFlight = false;
+    if (hosted.leaderWaiters.length > 0 && hosted.raft.isLeader()) {
+      for (const wake of hosted.leaderWaiters.splice(0)) wake();
+    }
+    if (rd.softState !== undefined) this.announceLeader(hosted.id, rd.softState);
+    if (redo && !this.closed) this.dirty.add(hosted);
+  }
+
+  private failDroppedReads(hosted: HostedGroup, dropped: Ready['droppedReads']): void {
+    for (const d of dropped) {
+      const key = contextKey(d.context);
+      const read = hosted.reads.get(key);
+      if (read === undefined) continue;
+      hosted.reads.delete(key);
+      read.reject(
+        new FlotillaError('NOT_LEADER', `shard ${hosted.id}: read dropped (${d.reason}); retry`, {
+          leaderHint: hosted.raft.leader(),
+          group: hosted.id,
+        }),
+      );
     }
   }
 
@@ -1017,7 +1200,6 @@ export class NodeHost {
 
   /** A failed write or apply stops the node: nothing more is acknowledged. */
   private fail(err: unknown): void {
-    this.writing = undefined;
     if (this.failure !== undefined) return;
     this.failure =
       err instanceof FlotillaError
@@ -1061,21 +1243,57 @@ function confChangeProblem(change: ConfChange): string | undefined {
   return undefined;
 }
 
-/**
- * The last index whose durable entry is the one Raft holds: the log's last index, unless the
- * Ready's entries replace a suffix of it (a follower's conflicting tail), whose new entries are
- * durable only after this turn's write. A committed entry at a replaced index must wait for it.
- */
-function durablePrefix(logLast: number, rd: Ready): number {
-  const first = rd.entries[0];
-  return first === undefined ? logLast : Math.min(logLast, first.index - 1);
-}
-
 /** How many of `committed` (ascending) are at or below `durableLast`. */
 function splitDurable(committed: Entry[], durableLast: number): number {
   let cut = 0;
   while (cut < committed.length && committed[cut]!.index <= durableLast) cut++;
   return cut;
+}
+
+function hasConfChange(entries: readonly Entry[]): boolean {
+  for (const e of entries) if (e.type === EntryType.ConfChange) return true;
+  return false;
+}
+
+/**
+ * Moves up to `budget` held committed entries of `hosted` that the log holds durably into `out`,
+ * in log order, and returns how many; a part taken only in part is split, its membership going
+ * with the piece that holds the part's last change.
+ */
+function drainHeld(hosted: HostedGroup, out: ApplyPart[], budget: number): number {
+  const held = hosted.held;
+  let moved = 0;
+  let taken = 0;
+  for (; taken < held.length; taken++) {
+    const part = held[taken]!;
+    const room = budget - moved;
+    if (part.needs <= hosted.durableIndex && part.entries.length <= room) {
+      out.push({ hosted, entries: part.entries, conf: part.conf });
+      moved += part.entries.length;
+      continue;
+    }
+    const cut = Math.min(splitDurable(part.entries, hosted.durableIndex), room);
+    if (cut > 0) {
+      const head = part.entries.slice(0, cut);
+      const tail = part.entries.slice(cut);
+      const conf = part.conf !== undefined && !hasConfChange(tail) ? part.conf : undefined;
+      out.push({ hosted, entries: head, conf });
+      moved += cut;
+      part.entries = tail;
+      if (conf !== undefined) part.conf = undefined;
+    }
+    break;
+  }
+  if (taken > 0) held.splice(0, taken);
+  return moved;
+}
+
+/** Whether the oldest held entry of `hosted` is durable (so there is something to apply). */
+function hasDurableHeld(hosted: HostedGroup): boolean {
+  const first = hosted.held[0];
+  if (first === undefined) return false;
+  const entry = first.entries[0];
+  return (entry === undefined ? first.needs : entry.index) <= hosted.durableIndex;
 }
 
 function closedError(): FlotillaError {

@@ -49,7 +49,7 @@ export const electionWaitersMax = 4_096;
 // Hard, on disk: changing one makes existing state directories and snapshots unreadable.
 
 /** Format version of the LMDB state environment (<dir>/state). HARD. */
-export const stateFormatVersion = 1;
+export const stateFormatVersion = 2;
 /** Format version of a shard snapshot stream. HARD: snapshots cross nodes of different builds. */
 export const snapshotFormatVersion = 1;
 /** LMDB page size of the state environment, in bytes. HARD: fixed when the file is created. */
@@ -117,6 +117,18 @@ export const proposalsPendingMax = 262_144;
 export const hostCheckpointMs = 1_000;
 /** Entries kept in the log below the durable applied index, for followers slightly behind. */
 export const compactionSlackEntries = 1_024;
+/**
+ * Log appends a host keeps in flight: the turn's batch is handed to the log while the previous
+ * one is still being synced (the log coalesces it into its next write), so the pump's CPU work
+ * overlaps the fsync. 1 serializes them.
+ */
+export const hostAppendsInFlightMax = 2;
+/**
+ * Committed entries a host applies per turn for groups it alone replicates. Under a heavy load
+ * this splits the callers into cohorts whose appends and applies take turns (see
+ * NodeHost.applyTurn); small enough that a cohort forms, large enough to batch the apply.
+ */
+export const hostApplyEntriesPerTurnMax = 512;
 /**
  * How long `NodeHost.transferLeader` waits to see the target lead, in milliseconds (the Raft
  * core itself abandons a transfer after one election timeout).
@@ -188,6 +200,9 @@ assert(
   leaderTransferTimeoutMs >= 2 * raftElectionTicks * tickMsDefault,
   'a transfer is awaited longer than the election timeout after which Raft abandons it',
 );
+
+assert(hostAppendsInFlightMax >= 1, 'a host keeps at least one append in flight');
+assert(hostApplyEntriesPerTurnMax >= 1, 'a host applies at least one entry per turn');
 
 // ==== Transport (engine/transport) ==============================================================
 //

@@ -47,6 +47,12 @@ export interface ShardAccess extends ChangeSource {
   shardOf(key: Uint8Array): number;
   propose(shard: number, command: Command): Promise<CommandResult>;
   read(shard: number, key: Uint8Array, consistency: Consistency): Promise<StoredValue | undefined>;
+  /**
+   * Reads `key` (not yet validated) at once when its shard can serve `consistency` here without
+   * waiting; null when it cannot (the caller then goes through `read`). Optional: a remote
+   * access never can.
+   */
+  readNow?(key: Uint8Array | string, consistency: Consistency): StoredValue | undefined | null;
   /** Up to `limit` keys of `shard` within [start, end) in key order (descending if reverse). */
   scanPage(
     shard: number,
@@ -81,20 +87,41 @@ export class StoreApi {
   }
 
   /** The value of `key`, or undefined. */
-  async get(key: Uint8Array | string, options: ReadOptions = {}): Promise<Value | undefined> {
-    return (await this.getEntry(key, options))?.value;
+  get(key: Uint8Array | string, options: ReadOptions = {}): Promise<Value | undefined> {
+    try {
+      const now = this.readNow(key, options);
+      if (now !== null) return Promise.resolve(now?.value);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.readLater(key, options).then((stored) => stored?.value);
   }
 
   /** The value of `key` with its version (the log index of its last write), or undefined. */
-  async getEntry(key: Uint8Array | string, options: ReadOptions = {}): Promise<Entry | undefined> {
+  getEntry(key: Uint8Array | string, options: ReadOptions = {}): Promise<Entry | undefined> {
+    try {
+      const now = this.readNow(key, options);
+      if (now !== null) return Promise.resolve(entryOf(now));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.readLater(key, options).then(entryOf);
+  }
+
+  /** A read served synchronously when the access can (the embedded store's common case). */
+  private readNow(key: Uint8Array | string, options: ReadOptions): StoredValue | undefined | null {
     this.checkOpen();
+    const consistency = checkConsistency(options.consistency);
+    return this.access.readNow === undefined ? null : this.access.readNow(key, consistency);
+  }
+
+  private async readLater(
+    key: Uint8Array | string,
+    options: ReadOptions,
+  ): Promise<StoredValue | undefined> {
     const bytes = keyBytes(key);
-    const stored = await this.access.read(
-      this.access.shardOf(bytes),
-      bytes,
-      checkConsistency(options.consistency),
-    );
-    return stored === undefined ? undefined : { value: stored.value, version: stored.version };
+    const consistency = checkConsistency(options.consistency);
+    return this.access.read(this.access.shardOf(bytes), bytes, consistency);
   }
 
   /** Stores `value` under `key`; resolves with the write's version once it is durable. */
@@ -281,6 +308,10 @@ export class StoreApi {
     this.closed = true;
     await this.access.close();
   }
+}
+
+function entryOf(stored: StoredValue | undefined): Entry | undefined {
+  return stored === undefined ? undefined : { value: stored.value, version: stored.version };
 }
 
 function checkConsistency(consistency: unknown): Consistency {

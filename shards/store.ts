@@ -75,6 +75,23 @@ class LocalAccess implements ShardAccess {
     return this.service.read(shard, key, consistency);
   }
 
+  readNow(key: Uint8Array | string, consistency: Consistency): StoredValue | undefined | null {
+    return this.state.getRouted(key, consistency === 'stale' ? this.routeStale : this.routeLocal);
+  }
+
+  /** The shard of a key when a linearizable (or lease) read of it may be served now, else -1. */
+  private readonly routeLocal = (bytes: Uint8Array): number => {
+    const shard = this.shardOf(bytes);
+    return this.host.canReadLocally(shard) ? shard : -1;
+  };
+
+  /** The shard of a key for a stale read, which any hosted replica serves at once. */
+  private readonly routeStale = (bytes: Uint8Array): number => {
+    const shard = this.shardOf(bytes);
+    this.host.checkHosted(shard);
+    return shard;
+  };
+
   scanPage(
     shard: number,
     bounds: { start?: Uint8Array; end?: Uint8Array },

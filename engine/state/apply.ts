@@ -8,7 +8,7 @@
  */
 import { assert } from '../assert.js';
 import { EntryType } from '../raft/types.js';
-import { type RawChange, writeChange } from './change-feed.js';
+import type { RawChange } from './change-feed.js';
 import {
   type CommandResult,
   type DecodedCommand,
@@ -52,13 +52,17 @@ export interface ApplyEnv {
   commands: ReadonlyMap<string, UserCommand>;
   /** The working copy of a shard's metadata for this transaction. */
   metaOf(shard: number): ShardMeta;
-  /** Called with every change record written, when someone listens. */
-  collect: ((change: RawChange) => void) | undefined;
+  /** Takes every change the entries make, in commit order (KvState writes them in blocks). */
+  record(change: RawChange): void;
 }
 
 /** Applies entries one after another within one transaction. */
 export class Applier {
-  constructor(private readonly env: ApplyEnv) {}
+  private readonly record: (change: RawChange) => void;
+
+  constructor(private readonly env: ApplyEnv) {
+    this.record = (change) => env.record(change);
+  }
 
   /** Applies one entry and returns its result. */
   apply(item: ApplyItem): CommandResult {
@@ -120,13 +124,8 @@ export class Applier {
     item: ApplyItem,
     meta: ShardMeta,
   ): CommandResult {
-    let ordinal = 0;
-    const { dbs, scratch, collect } = this.env;
-    const onChange = (change: RawChange): void => {
-      writeChange(dbs.changes, scratch, meta, change, ordinal++);
-      collect?.(change);
-    };
-    const writer = new ShardWriter(dbs, scratch, item.shard, meta, item.index, onChange);
+    const { dbs, scratch } = this.env;
+    const writer = new ShardWriter(dbs, scratch, item.shard, meta, item.index, this.record);
     const check = keyCheck(meta, this.env.keyHash);
     switch (command.type) {
       case 'batch':

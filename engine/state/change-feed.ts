@@ -1,11 +1,13 @@
 /**
  * The change feed: every applied write leaves a change record in LMDB, in the same transaction
- * as the write, keyed by (shard, index, ordinal) so that a shard's changes read back in commit
- * order. Each shard keeps a bounded tail (`changesPerShardMax` records and
- * `changeBytesPerShardMax` bytes, whichever is reached first, and up to an eighth more between
- * trims); older records are trimmed whole entries at a time, and `changesCompactedIndex`
- * remembers how far. A reader whose cursor is below that point gets COMPACTED and must re-read
- * the state (a scan) before watching again.
+ * as the write. The records one apply transaction leaves for a shard form one block, keyed by
+ * (shard, index of its last entry), so that a shard's changes read back in commit order and a
+ * batch of writes costs one LMDB put, not one per write. Each shard keeps a bounded tail
+ * (`changesPerShardMax` records and `changeBytesPerShardMax` bytes, whichever is reached first,
+ * and up to an eighth more between trims — or the newest block, when it alone is larger); older
+ * blocks are trimmed whole, and
+ * `changesCompactedIndex` remembers how far. A reader whose cursor is below that point gets
+ * COMPACTED and must re-read the state (a scan) before watching again.
  */
 import { FlotillaError } from '../errors.js';
 import { changesReadMax } from '../limits.js';
@@ -42,23 +44,29 @@ export interface RawChange {
   stored: Uint8Array | null;
 }
 
-/** Writes a change record and accounts for it in the shard's metadata. */
-export function writeChange(
+/**
+ * Writes the changes one transaction made to one shard (in commit order, at least one) as one
+ * block, and accounts for them in the shard's metadata.
+ */
+export function writeChanges(
   changes: BinaryDb,
   scratch: Scratch,
   meta: ShardMeta,
-  change: RawChange,
-  ordinal: number,
+  shard: number,
+  list: readonly RawChange[],
 ): void {
-  const key = scratch.changeKey(change.shard, change.index, ordinal);
-  changes.putSync(key, scratch.changeRecord(change.key, change.stored));
-  meta.changeCount += 1;
-  meta.changeBytes += change.key.length + (change.stored === null ? 0 : change.stored.length);
+  const last = list[list.length - 1]!;
+  changes.putSync(scratch.changeKey(shard, last.index, list.length), scratch.changeBlock(list));
+  meta.changeCount += list.length;
+  for (const c of list) {
+    meta.changeBytes += c.key.length + (c.stored === null ? 0 : c.stored.length);
+  }
 }
 
 /**
- * Deletes the shard's oldest change records until both retention bounds hold, always removing
- * every record of an entry together. Runs inside the apply transaction.
+ * Deletes the shard's oldest change blocks until both retention bounds hold (a block holds
+ * whole entries, so every record of an entry goes together), always keeping the newest block.
+ * Runs inside the apply transaction.
  */
 export function trimChanges(
   dbs: StateDbs,
@@ -75,16 +83,22 @@ export function trimChanges(
   if (!overRetention(meta, limits, slack)) return;
   const doomed: Buffer[] = [];
   let lastIndex = 0;
+  let candidate: { key: Buffer; count: number; bytes: number } | undefined;
   for (const { key, value } of dbs.changes.getRange({
     start: shardPrefix(shard),
     end: shardEnd(shard),
   })) {
-    const index = readU64(key, 4);
-    if (index !== lastIndex && !overRetention(meta, limits)) break;
-    doomed.push(key);
-    lastIndex = index;
-    meta.changeCount -= 1;
-    meta.changeBytes -= value.length - changeHeaderBytes;
+    if (candidate !== undefined) {
+      // A block goes only when a newer one exists: the newest stays, however large it is.
+      doomed.push(candidate.key);
+      lastIndex = readU64(candidate.key, 4);
+      meta.changeCount -= candidate.count;
+      meta.changeBytes -= candidate.bytes;
+      candidate = undefined;
+    }
+    if (!overRetention(meta, limits)) break;
+    const count = key.readUInt32BE(12);
+    candidate = { key, count, bytes: value.length - count * changeHeaderBytes };
   }
   for (const key of doomed) dbs.changes.removeSync(key);
   if (lastIndex > meta.changesCompactedIndex) meta.changesCompactedIndex = lastIndex;
@@ -142,21 +156,30 @@ export function readChanges(
   const out: Change[] = [];
   // No entry has an index beyond the largest safe integer (nor a key for one).
   if (max <= 0 || afterIndex >= Number.MAX_SAFE_INTEGER) return out;
+  // The first block that can hold index afterIndex + 1 is the first that ends at or after it.
   const start = changeKey(shard, afterIndex + 1, 0);
-  for (const { key, value } of dbs.changes.getRange({ start, end: shardEnd(shard), limit: max })) {
-    out.push(decodeChange(shard, readU64(key, 4), value));
+  for (const { value } of dbs.changes.getRange({ start, end: shardEnd(shard) })) {
+    for (let at = 0; at < value.length && out.length < max; ) {
+      const index = readU64(value, at + 1);
+      const keyLength = value.readUInt32BE(at + 9);
+      const storedLength = value.readUInt32BE(at + 13);
+      if (index > afterIndex) out.push(decodeChange(shard, index, value, at));
+      at += changeHeaderBytes + keyLength + storedLength;
+    }
+    if (out.length >= max) break;
   }
   return out;
 }
 
-/** A change from its stored record. */
-export function decodeChange(shard: number, index: number, record: Uint8Array): Change {
-  const keyLength = Buffer.from(record.buffer, record.byteOffset, record.length).readUInt32BE(1);
-  const key = Buffer.from(record.subarray(changeHeaderBytes, changeHeaderBytes + keyLength));
-  if (record[0] === ChangeTypeByte.Delete) {
+/** The change whose record starts at `at` of a block. */
+function decodeChange(shard: number, index: number, block: Buffer, at: number): Change {
+  const keyStart = at + changeHeaderBytes;
+  const keyEnd = keyStart + block.readUInt32BE(at + 9);
+  const key = Buffer.from(block.subarray(keyStart, keyEnd));
+  if (block[at] === ChangeTypeByte.Delete) {
     return { shard, index, key, type: 'delete', version: index };
   }
-  const value = decodeValue(record.subarray(changeHeaderBytes + keyLength));
+  const value = decodeValue(block.subarray(keyEnd, keyEnd + block.readUInt32BE(at + 13)));
   return { shard, index, key, type: 'put', value, version: index };
 }
 

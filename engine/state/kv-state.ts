@@ -36,6 +36,7 @@ import {
   type RawChange,
   readChanges,
   trimChanges,
+  writeChanges,
 } from './change-feed.js';
 import type { CommandResult } from './commands.js';
 import type { BinaryDb, StateDbs, StateLimits } from './dbs.js';
@@ -56,7 +57,7 @@ import {
 } from './layout.js';
 import { dropShardRange, exportChunks, StagedStream, shardChecksum, swapIn } from './snapshot.js';
 import type { SnapshotHeader } from './snapshot-format.js';
-import { decodeValue, encodeKey, invalid, type Key, type Value } from './value-codec.js';
+import { decodeValue, encodeKeyInto, invalid, type Key, type Value } from './value-codec.js';
 
 /** How to open a KvState. */
 export interface KvStateOptions {
@@ -205,6 +206,9 @@ export class KvState {
     if (items.length === 0 && (confs === undefined || confs.size === 0)) return [];
     const work = new Map<number, ShardMeta>();
     const collected: RawChange[] = [];
+    const listening = this.listeners.size > 0;
+    // Each shard's changes, in commit order, written as one block at the end.
+    const blocks = new Map<number, RawChange[]>();
     const applier = new Applier({
       dbs: this.dbs,
       scratch: this.scratch,
@@ -219,11 +223,19 @@ export class KvState {
         }
         return meta;
       },
-      collect: this.listeners.size > 0 ? (change) => collected.push(change) : undefined,
+      record: (change) => {
+        const block = blocks.get(change.shard);
+        if (block === undefined) blocks.set(change.shard, [change]);
+        else block.push(change);
+        if (listening) collected.push(change);
+      },
     });
     this.beforeCommit();
     const results = this.dbs.env.transactionSync(() => {
       const out = items.map((item) => applier.apply(item));
+      for (const [shard, block] of blocks) {
+        writeChanges(this.dbs.changes, this.scratch, work.get(shard)!, shard, block);
+      }
       for (const [shard, meta] of work) {
         trimChanges(this.dbs, shard, meta, this.limits);
         this.dbs.meta.putSync(shardPrefix(shard), encodeMeta(meta));
@@ -262,12 +274,30 @@ export class KvState {
   /** The key's value and version, or undefined. */
   get(shard: number, key: Key): StoredValue | undefined {
     this.checkOpen();
-    const bytes = encodeKey(key);
+    const length = encodeKeyInto(key, this.lookupKey, shardPrefixBytes);
+    return this.lookup(shard, length);
+  }
+
+  /**
+   * Reads a key whose shard `route` picks from the key's bytes: the key is encoded once, into a
+   * reused buffer, for both (the hot read path of the embedded store). `route` returns the
+   * shard, or -1 when the read cannot be served here now, and then so does this (null).
+   */
+  getRouted(key: Key, route: (bytes: Uint8Array) => number): StoredValue | undefined | null {
+    this.checkOpen();
+    const lookup = this.lookupKey;
+    const length = encodeKeyInto(key, lookup, shardPrefixBytes);
+    const shard = route(lookup.subarray(shardPrefixBytes, shardPrefixBytes + length));
+    if (shard < 0) return null;
+    return this.lookup(shard, length);
+  }
+
+  /** Reads the key of `length` bytes already written after the prefix of `lookupKey`. */
+  private lookup(shard: number, length: number): StoredValue | undefined {
     const lookup = this.lookupKey;
     lookup.writeUInt32BE(shard, 0);
-    lookup.set(bytes, shardPrefixBytes);
     // getBinaryFast hands back a buffer reused by the next read: decode (copy) before returning.
-    const record = this.dbs.data.getBinaryFast(lookup.subarray(0, shardPrefixBytes + bytes.length));
+    const record = this.dbs.data.getBinaryFast(lookup.subarray(0, shardPrefixBytes + length));
     if (record === undefined) return undefined;
     return { value: decodeValue(record.subarray(dataHeaderBytes)), version: readU64(record, 0) };
   }

@@ -9,16 +9,20 @@
  * |-----------|-------------------------------------|-------------------------------------------|
  * | data      | shard u32 ‖ user key                | version u64 ‖ stored value (tag ‖ …)      |
  * | meta      | shard u32                           | ShardMeta, `metaBytes` bytes              |
- * | changes   | shard u32 ‖ index u64 ‖ ordinal u32 | type u8 ‖ key len u32 ‖ key ‖ value?      |
+ * | changes   | shard u32 ‖ last index u64 ‖ n u32  | n change records (below)                  |
  * | sessions  | shard u32 ‖ session id              | seq u64 ‖ index u64 ‖ time f64 ‖ result   |
  * | ages      | shard u32 ‖ index u64               | time f64 ‖ session id                     |
  * | system    | "format"                            | magic "FLOTILLA-STATE" ‖ version u32      |
  * | staging*  | install id u32 ‖ key / session id   | the data / session record as is           |
  *
  * `version` is the log index of the key's last write. `ages` orders each shard's sessions by the
- * index of their last use, for eviction and expiry.
+ * index of their last use, for eviction and expiry. A `changes` value is a block: the changes one
+ * apply transaction made to one shard, whole entries, keyed by the index of its last entry; each
+ * change record is type u8 ‖ index u64 ‖ key len u32 ‖ value len u32 ‖ key ‖ value (value
+ * empty for a delete).
  */
 import { assert } from '../assert.js';
+import type { RawChange } from './change-feed.js';
 
 /** Bytes of the shard prefix of every per-shard key. */
 export const shardPrefixBytes = 4;
@@ -28,10 +32,10 @@ export const dataHeaderBytes = 8;
 export const sessionHeaderBytes = 24;
 /** Bytes of an `ages` value before the session id. */
 export const ageHeaderBytes = 8;
-/** Bytes of a change key. */
+/** Bytes of a change block's key. */
 export const changeKeyBytes = 16;
-/** Bytes of a change value before the key. */
-export const changeHeaderBytes = 5;
+/** Bytes of a change record before its key. */
+export const changeHeaderBytes = 17;
 
 /** Change type byte. HARD. */
 export const ChangeTypeByte = { Put: 1, Delete: 2 } as const;
@@ -125,12 +129,12 @@ export class Scratch {
     return this.keyBuf.subarray(0, length);
   }
 
-  /** `shard ‖ index ‖ ordinal`: the key of one change record. */
-  changeKey(shard: number, index: number, ordinal: number): Buffer {
+  /** `shard ‖ last index ‖ count`: the key of one change block. */
+  changeKey(shard: number, lastIndex: number, count: number): Buffer {
     const out = this.keyBuf;
     out.writeUInt32BE(shard, 0);
-    writeU64(out, 4, index);
-    out.writeUInt32BE(ordinal, 12);
+    writeU64(out, 4, lastIndex);
+    out.writeUInt32BE(count, 12);
     return out.subarray(0, changeKeyBytes);
   }
 
@@ -142,14 +146,24 @@ export class Scratch {
     return out;
   }
 
-  /** A change record: type ‖ key length ‖ key ‖ stored value (puts only). */
-  changeRecord(key: Uint8Array, stored: Uint8Array | null): Buffer {
-    const storedBytes = stored === null ? 0 : stored.length;
-    const out = this.recordOf(changeHeaderBytes + key.length + storedBytes);
-    out[0] = stored === null ? ChangeTypeByte.Delete : ChangeTypeByte.Put;
-    out.writeUInt32BE(key.length, 1);
-    out.set(key, changeHeaderBytes);
-    if (stored !== null) out.set(stored, changeHeaderBytes + key.length);
+  /** A change block: the records of `changes`, in order (see the table above). */
+  changeBlock(changes: readonly RawChange[]): Buffer {
+    let length = 0;
+    for (const c of changes) {
+      length += changeHeaderBytes + c.key.length + (c.stored === null ? 0 : c.stored.length);
+    }
+    const out = this.recordOf(length);
+    let at = 0;
+    for (const c of changes) {
+      const storedBytes = c.stored === null ? 0 : c.stored.length;
+      out[at] = c.stored === null ? ChangeTypeByte.Delete : ChangeTypeByte.Put;
+      writeU64(out, at + 1, c.index);
+      out.writeUInt32BE(c.key.length, at + 9);
+      out.writeUInt32BE(storedBytes, at + 13);
+      out.set(c.key, at + changeHeaderBytes);
+      if (c.stored !== null) out.set(c.stored, at + changeHeaderBytes + c.key.length);
+      at += changeHeaderBytes + c.key.length + storedBytes;
+    }
     return out;
   }
 
@@ -215,12 +229,12 @@ export function decodeMeta(buf: Uint8Array): ShardMeta | undefined {
   };
 }
 
-/** `shard ‖ index ‖ ordinal`: the key of one change record. */
-export function changeKey(shard: number, index: number, ordinal: number): Buffer {
+/** `shard ‖ last index ‖ count`: the key of one change block. */
+export function changeKey(shard: number, lastIndex: number, count: number): Buffer {
   const out = Buffer.allocUnsafe(changeKeyBytes);
   out.writeUInt32BE(shard, 0);
-  writeU64(out, 4, index);
-  out.writeUInt32BE(ordinal, 12);
+  writeU64(out, 4, lastIndex);
+  out.writeUInt32BE(count, 12);
   return out;
 }
 

@@ -205,6 +205,12 @@ describe('the embedded store: bad input', () => {
     expect(await codeOf(() => bad.cas!('k', {}, 1))).toBe('INVALID_ARGUMENT');
     expect(await codeOf(() => db.batch([]))).toBe('INVALID_ARGUMENT');
     expect(await codeOf(() => bad.get!('k', { consistency: 'eventual' }))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(() => bad.get!(undefined))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(() => bad.getEntry!('\ud800'))).toBe('INVALID_ARGUMENT');
+    expect(await codeOf(() => db.get('k'.repeat(keyBytesMax + 1)))).toBe('KEY_TOO_LARGE');
+    expect(await codeOf(() => db.get('€'.repeat(1334), { consistency: 'stale' }))).toBe(
+      'KEY_TOO_LARGE',
+    );
     expect(await db.get('k')).toBeUndefined();
   });
 

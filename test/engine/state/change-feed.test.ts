@@ -95,6 +95,34 @@ describe('change feed', () => {
     ]);
   });
 
+  it('keeps the changes of one apply batch together: read from inside it, trimmed whole', () => {
+    const state = openState({ limits: { changesPerShardMax: 4 } });
+    const batch = (from: number, n: number) =>
+      Array.from({ length: n }, (_, k) =>
+        entry(1, from + k, { type: 'put', key: `k${from + k}`, value: from + k }),
+      );
+    state.applyBatch([...batch(1, 3), entry(2, 1, { type: 'put', key: 'z', value: 0 })]);
+    expect(state.changes(1, 1, 1).map((c) => c.index)).toEqual([2]);
+    // Six changes are over the bound (4; its slack 4 >> 3 is 0): the older batch goes whole.
+    state.applyBatch(batch(4, 3));
+    expect(compactedError(() => state.changes(1, 2))).toBe('COMPACTED');
+    expect(state.changes(1, 4, 1).map((c) => c.index)).toEqual([5]);
+    expect(state.changes(1, 3).map((c) => c.index)).toEqual([4, 5, 6]);
+    state.applyBatch(batch(7, 1));
+    expect(state.changes(1, 3).map((c) => c.index)).toEqual([4, 5, 6, 7]);
+    expect(state.changes(2, 0).map((c) => c.key.toString())).toEqual(['z']);
+  });
+
+  it('keeps the newest batch even when it alone is over the bound', () => {
+    const state = openState({ limits: { changesPerShardMax: 2 } });
+    const puts = (from: number, n: number) =>
+      Array.from({ length: n }, (_, k) => entry(1, from + k, { type: 'put', key: 'k', value: k }));
+    state.applyBatch(puts(1, 2));
+    state.applyBatch(puts(3, 5));
+    expect(compactedError(() => state.changes(1, 1))).toBe('COMPACTED');
+    expect(state.changes(1, 2).map((c) => c.index)).toEqual([3, 4, 5, 6, 7]);
+  });
+
   it('bounds the tail by bytes as well', () => {
     const state = openState({ limits: { changeBytesPerShardMax: 2500 } });
     const f = new ShardFeeder(state, 1);

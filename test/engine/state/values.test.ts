@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeValue, encodeValue, type Value } from '../../../engine/state/value-codec.js';
+import { keyBytesMax } from '../../../engine/limits.js';
+import {
+  decodeValue,
+  encodeKey,
+  encodeKeyInto,
+  encodeValue,
+  type Value,
+} from '../../../engine/state/value-codec.js';
 import { openState, ShardFeeder } from './helpers.js';
 
 /** What a value reads back as: bytes become Buffers, -0 becomes 0. */
@@ -76,6 +83,36 @@ describe('values', () => {
         expect(Buffer.compare(keys[0]!, key)).toBe(0);
       }),
       { numRuns: 100 },
+    );
+  });
+});
+
+describe('keys', () => {
+  /** The error code a call throws, or 'ok' with the bytes it produced. */
+  function outcome(f: () => Uint8Array): { code: string } | { bytes: Buffer } {
+    try {
+      return { bytes: Buffer.from(f()) };
+    } catch (err) {
+      return { code: (err as { code: string }).code };
+    }
+  }
+
+  const keyArb = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 64 }),
+    fc.string({ unit: 'grapheme', minLength: 1300, maxLength: 1400 }),
+    fc.integer({ min: keyBytesMax - 2, max: keyBytesMax + 2 }).map((n) => 'k'.repeat(n)),
+    fc.integer({ min: 1332, max: 1336 }).map((n) => '€'.repeat(n)),
+    fc.uint8Array({ maxLength: 16 }),
+    fc.constantFrom('\ud800', 'a\udfff', ''),
+  );
+
+  it('encodeKeyInto writes the bytes and throws the errors of encodeKey', () => {
+    const target = Buffer.alloc(4 + keyBytesMax);
+    fc.assert(
+      fc.property(keyArb, (key) => {
+        const into = outcome(() => target.subarray(4, 4 + encodeKeyInto(key, target, 4)));
+        expect(into).toEqual(outcome(() => encodeKey(key)));
+      }),
     );
   });
 });

@@ -49,7 +49,7 @@ export const electionWaitersMax = 4_096;
 // Hard, on disk: changing one makes existing state directories and snapshots unreadable.
 
 /** Format version of the LMDB state environment (<dir>/state). HARD. */
-export const stateFormatVersion = 1;
+export const stateFormatVersion = 2;
 /** Format version of a shard snapshot stream. HARD: snapshots cross nodes of different builds. */
 export const snapshotFormatVersion = 1;
 /** LMDB page size of the state environment, in bytes. HARD: fixed when the file is created. */
@@ -95,6 +95,10 @@ export const snapshotChunkBytesTarget = 256 * 1024;
 export const snapshotChunkBytesMax = 2 * 1024 * 1024;
 /** Most snapshot installs staged at once on one node. */
 export const snapshotInstallsMax = 16;
+/** Shards whose session table is mirrored in memory at once (each mirror holds at most
+ *  `sessionsPerShardMax` sessions of ~200 bytes); the least recently used is dropped beyond it
+ *  and rebuilt from LMDB when needed. */
+export const sessionTablesMirroredMax = 256;
 
 // ---- Soft: test support (test/support/linearizability.ts) -------------------------------------
 

@@ -35,4 +35,5 @@ export interface StateLimits {
   /** Local to the node. */
   changesPerShardMax: number;
   changeBytesPerShardMax: number;
+  sessionTablesMirroredMax: number;
 }

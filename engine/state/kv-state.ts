@@ -142,7 +142,7 @@ export class KvState {
     private readonly marker: UnsyncedMarker,
     private readonly deferred: boolean,
   ) {
-    this.sessions = new SessionTables(dbs, this.scratch, sessionTablesMirroredMax);
+    this.sessions = new SessionTables(dbs, this.scratch, limits.sessionTablesMirroredMax);
     for (const { key, value } of dbs.meta.getRange({})) {
       const meta = decodeMeta(value);
       if (meta === undefined) throw corruptState(`shard metadata of ${key.toString('hex')}`);
@@ -667,6 +667,7 @@ function resolveLimits(overrides: Partial<StateLimits> | undefined): StateLimits
     execWritesMax,
     changesPerShardMax,
     changeBytesPerShardMax,
+    sessionTablesMirroredMax,
     ...overrides,
   };
   for (const [name, value] of Object.entries(limits)) {

@@ -111,11 +111,6 @@ export class SessionTables {
     this.tables.delete(shard);
   }
 
-  /** Shards mirrored now (for tests of the cache's bound). */
-  get mirrored(): number {
-    return this.tables.size;
-  }
-
   /** Forgets expired sessions of the shard as of (index, session.time), then judges `session`. */
   judge(
     shard: number,

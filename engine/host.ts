@@ -614,8 +614,9 @@ export class NodeHost {
   /**
    * Stops hosting `group`, once a membership change removed this node from it: its requests
    * fail with STALE_EPOCH (proposals with outcome unknown), and it is no longer ticked or
-   * pumped. The group's state and log stay: hosting it again (`addGroup`) resumes from them as a
-   * lagging replica, which the leader catches up from its log or a snapshot.
+   * pumped. The group's state and log stay: hosting it again (`addGroup` with the spec it was
+   * first added with) resumes from them as a lagging replica, which the leader catches up from
+   * its log or a snapshot.
    */
   async removeGroup(group: GroupId): Promise<void> {
     this.checkOpen();
@@ -783,7 +784,7 @@ export class NodeHost {
       if (hosted.inFlight || !hosted.raft.hasReady()) continue;
       const rd = hosted.raft.ready();
       hosted.inFlight = true;
-      batch.push({ hosted, rd, durableLast: this.log.lastIndex(hosted.id) });
+      batch.push({ hosted, rd, durableLast: durablePrefix(this.log.lastIndex(hosted.id), rd) });
     }
     this.dirty.clear();
     if (batch.length === 0) return;
@@ -1058,6 +1059,16 @@ function confChangeProblem(change: ConfChange): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * The last index whose durable entry is the one Raft holds: the log's last index, unless the
+ * Ready's entries replace a suffix of it (a follower's conflicting tail), whose new entries are
+ * durable only after this turn's write. A committed entry at a replaced index must wait for it.
+ */
+function durablePrefix(logLast: number, rd: Ready): number {
+  const first = rd.entries[0];
+  return first === undefined ? logLast : Math.min(logLast, first.index - 1);
 }
 
 /** How many of `committed` (ascending) are at or below `durableLast`. */

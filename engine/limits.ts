@@ -188,6 +188,10 @@ assert(
 assert(keyBytesMax + 4 <= stateKeyBytesMax, 'a shard-prefixed key must fit in an LMDB key');
 assert(sessionIdBytesMax + 4 <= stateKeyBytesMax, 'a shard-prefixed session id fits in a key');
 assert(changesPerShardMax >= 1, 'the change feed keeps at least the latest change');
+assert(
+  leaderTransferTimeoutMs >= 2 * raftElectionTicks * tickMsDefault,
+  'a transfer is awaited longer than the election timeout after which Raft abandons it',
+);
 
 // ==== Transport (engine/transport) ==============================================================
 //

@@ -13,12 +13,17 @@ import { createInterface } from 'node:readline';
 import { FlotillaError } from '../../engine/errors.js';
 import { nodeDirPaths } from '../../engine/node-dir.js';
 import { KvState } from '../../engine/state/kv-state.js';
+import { ClientConnection } from '../../shards/client/connection.js';
+import { RequestOp } from '../../shards/client/protocol.js';
+import { parseAddress } from '../../shards/cluster-config.js';
 import { keyHash } from '../../shards/partition.js';
 import { freePorts } from '../support/free-ports.js';
 import { ChaosNetwork } from './chaos-network.js';
 
 /** Milliseconds a node may take to print its ready line. */
 const nodeReadyMs = 30_000;
+/** Milliseconds a probe of a node's applied indexes may take. */
+const probeTimeoutMs = 1_000;
 /** Lines of a node's output kept to explain a failure. */
 const outputTailLines = 40;
 
@@ -243,6 +248,41 @@ export class ChaosCluster {
     const nodes = [...this.nodes.values()];
     const codes = await Promise.all(nodes.map((n) => n.stop()));
     return nodes.filter((_, i) => codes[i] !== 0).map((n) => n.id);
+  }
+
+  /**
+   * Every replica's applied index (`replicas` maps each shard to its nodes), asked of each node
+   * itself over the client protocol; a node that does not answer is left out.
+   */
+  async appliedIndexes(replicas: Map<number, number[]>): Promise<Map<number, Map<number, number>>> {
+    const applied = new Map<number, Map<number, number>>();
+    for (const [shard] of replicas) applied.set(shard, new Map());
+    await Promise.all(
+      [...this.nodes.values()].map(async (node, i) => {
+        const { host, port } = parseAddress(this.endpoints[i]!, 'endpoint');
+        let conn: ClientConnection | undefined;
+        try {
+          conn = await ClientConnection.open({
+            host,
+            port,
+            secret: Buffer.from(this.secret),
+            clusterId: Buffer.from(this.clusterId),
+            timeoutMs: probeTimeoutMs,
+          });
+          for (const [shard, ids] of replicas) {
+            if (!ids.includes(node.id)) continue;
+            const req = { op: RequestOp.AppliedIndex, shard } as const;
+            applied.get(shard)!.set(node.id, Number(await conn.request(req, probeTimeoutMs)));
+          }
+        } catch (err) {
+          // Unreachable or busy: this node is simply not known to have caught up yet.
+          if (!(err instanceof FlotillaError)) throw err;
+        } finally {
+          conn?.close();
+        }
+      }),
+    );
+    return applied;
   }
 
   /** Reads `replicas[shard]`'s states from the stopped nodes' directories. */

@@ -18,7 +18,8 @@
  * (a) the history is linearizable (`checkHistory`; checker timeouts are reported apart),
  * (b) no acknowledged write is lost (keys with a single writer read back the last acknowledged
  *     put's value, or that of a put with unknown outcome, which may land at any time),
- * (c) every replica converged: the nodes stop cleanly with SIGTERM, each node's state directory
+ * (c) every replica converged: once all replicas of every shard report the same applied index
+ *     (or 30 s passed), the nodes stop cleanly with SIGTERM, each node's state directory
  *     is reopened offline with KvState, and for every shard all replicas must have the same
  *     applied index and the same `checksum(shard)`.
  *
@@ -28,6 +29,7 @@
  * it exactly.
  */
 import { writeFileSync } from 'node:fs';
+import { linearizabilityStepsMax } from '../../engine/limits.js';
 import { SeededRandom } from '../../engine/random.js';
 import type { RemoteStore } from '../../shards/client/remote.js';
 import { Flotilla } from '../../shards/index.js';
@@ -102,8 +104,18 @@ const clientTimeoutMs = 15_000;
 export const hastyTimeoutMsDefault = 600;
 /** How long the healed cluster has to give every shard a leader that accepts a write. */
 const healMs = 60_000;
-/** Idle time after the load stops so that followers learn the last commit index. */
-const settleMs = 1_500;
+/**
+ * Step budget of the history check, per key: ten times the simulator's, since a long run's hot
+ * keys carry thousands of operations and hundreds of unknown outcomes, and the check runs once.
+ */
+const checkStepsMax = 10 * linearizabilityStepsMax;
+/**
+ * How long the replicas have, once the load stopped, to apply the same index: a reconnect
+ * backoff (at most 5 s), an election, a snapshot or a few thousand entries to catch up.
+ */
+const convergeMs = 30_000;
+/** Milliseconds between two looks at the replicas' applied indexes. */
+const convergePollMs = 200;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -334,6 +346,36 @@ async function awaitWritable(db: RemoteStore): Promise<void> {
   }
 }
 
+/**
+ * Waits until, for every shard, all replicas report the same applied index twice in a row (a
+ * follower learns the last commit index only with the leader's next message), or `convergeMs`
+ * passed: then the offline comparison reports what still differs.
+ */
+async function awaitCaughtUp(
+  cluster: ChaosCluster,
+  replicas: Map<number, number[]>,
+  log: (line: string) => void,
+): Promise<void> {
+  const started = Date.now();
+  let last = '';
+  for (;;) {
+    const applied = await cluster.appliedIndexes(replicas);
+    const seen = [...applied].map(([shard, by]) => `${shard}:${[...by.values()].join(',')}`);
+    const same = [...applied].every(([shard, by]) => {
+      const indexes = [...by.values()];
+      return by.size === replicas.get(shard)!.length && indexes.every((i) => i === indexes[0]);
+    });
+    const now = seen.join(' ');
+    if (same && now === last) return;
+    if (Date.now() - started > convergeMs) {
+      log(`replicas still apart after ${convergeMs} ms: ${now}`);
+      return;
+    }
+    last = now;
+    await sleep(convergePollMs);
+  }
+}
+
 /** The checks after the load stopped: history, lost writes, replica convergence. */
 async function checkRun(
   cluster: ChaosCluster,
@@ -351,16 +393,18 @@ async function checkRun(
     if (output.error !== undefined) throw new Error(`final read of ${key} failed: ${output.error}`);
     finals.set(key, output.value);
   }
-  const ops = recorder.ops;
-  if (options.historyFile !== undefined) writeFileSync(options.historyFile, formatHistory(ops));
-  log(`checking a history of ${ops.length} operations`);
-  const verdict = checkHistory(ops);
-  const lost = lostWrites(ops, finals);
+  // The nodes stop before the history is checked: the search holds this process's event loop
+  // for a while, and with it the link proxies, which would cut every node off from the others.
   const replicas = new Map(db.shardMap().shards.map((s) => [s.id, [...s.replicas]]));
-  await sleep(settleMs);
+  await awaitCaughtUp(cluster, replicas, log);
   const uncleanStops = await cluster.stopAll();
   const states = await cluster.readReplicas(replicas);
   const divergence = divergedShards(states);
+  const ops = recorder.ops;
+  if (options.historyFile !== undefined) writeFileSync(options.historyFile, formatHistory(ops));
+  log(`checking a history of ${ops.length} operations`);
+  const verdict = checkHistory(ops, { stepsMax: checkStepsMax });
+  const lost = lostWrites(ops, finals);
   const counts = recorder.counts;
   const failures = verdict.failures.map(formatFailure);
   const ok =

@@ -19,6 +19,13 @@ const seeds: { seed: number; what: string }[] = [
       'engine: a replica that crashed after installing a snapshot but before its log recorded ' +
       'the marker refused to start (state ahead of log); it now restarts its log from it',
   },
+  {
+    seed: 783,
+    what:
+      'engine: the host applied a committed entry early, as already durable, although this ' +
+      "turn's write was replacing the follower's conflicting entry at that index; a crash " +
+      'then left the state ahead of a log holding the old entry',
+  },
 ];
 
 describe('simulator regressions', () => {

@@ -3,7 +3,11 @@
  * metadata through its Ready, and resumes replication after it.
  */
 import { describe, expect, it } from 'vitest';
+import { RaftNode } from '../../../engine/raft/raft-node.js';
+import { MemoryRaftStorage } from '../../../engine/raft/storage.js';
 import { MessageType } from '../../../engine/raft/types.js';
+import { SeededRandom } from '../../../engine/random.js';
+import { raftTestConfig } from '../../support/raft-config.js';
 import { RaftNetwork } from '../../support/raft-network.js';
 
 function behindCompaction(): RaftNetwork {
@@ -104,5 +108,26 @@ describe('snapshots', () => {
     expect(rd.messagesAfterPersist).toMatchObject([{ type: MessageType.AppResp, index: 6 }]);
     raft.advance(rd);
     expect(raft.status().lastIndex).toBe(before.lastIndex);
+  });
+
+  it('a node whose state holds a snapshot its log never recorded restarts its log from it', () => {
+    const conf = { voters: [1, 2, 3], votersOutgoing: [], learners: [], learnersNext: [] };
+    const storage = new MemoryRaftStorage({ ...conf, autoLeave: false });
+    const raft = new RaftNode(
+      raftTestConfig(1, 1, { random: new SeededRandom(1), applied: 0 }),
+      storage,
+    );
+    const snap = { index: 10, term: 2, conf: { ...conf, voters: [1, 2, 4], autoLeave: false } };
+    raft.restoreSnapshot(snap);
+    expect(raft.campaign()).toMatchObject({ ok: false, reason: 'not-promotable' });
+    const rd = raft.ready();
+    expect(rd.snapshot).toEqual(snap);
+    expect(rd.hardState?.commit).toBe(10);
+    expect(rd.confState?.voters).toEqual([1, 2, 4]);
+    expect(rd.committedEntries).toEqual([]);
+    storage.applySnapshot(snap);
+    raft.advance(rd);
+    const status = raft.status();
+    expect(status).toMatchObject({ applied: 10, commit: 10, firstIndex: 11, lastIndex: 10 });
   });
 });

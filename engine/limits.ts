@@ -95,6 +95,10 @@ export const snapshotChunkBytesTarget = 256 * 1024;
 export const snapshotChunkBytesMax = 2 * 1024 * 1024;
 /** Most snapshot installs staged at once on one node. */
 export const snapshotInstallsMax = 16;
+/** Shards whose session table is mirrored in memory at once (each mirror holds at most
+ *  `sessionsPerShardMax` sessions of ~200 bytes); the least recently used is dropped beyond it
+ *  and rebuilt from LMDB when needed. */
+export const sessionTablesMirroredMax = 256;
 
 // ---- Soft: test support (test/support/linearizability.ts) -------------------------------------
 

@@ -28,7 +28,7 @@ import {
   ShardWriter,
   WriteSet,
 } from './ops.js';
-import { judgeSession, rememberSession } from './sessions.js';
+import type { SessionTables } from './sessions.js';
 
 /** One committed entry of one shard. */
 export interface ApplyItem {
@@ -48,6 +48,8 @@ export interface ApplyEnv {
   /** Reusable key and record buffers. */
   scratch: Scratch;
   limits: StateLimits;
+  /** The session tables, written through in the same transaction. */
+  sessions: SessionTables;
   keyHash: (key: Uint8Array) => number;
   commands: ReadonlyMap<string, UserCommand>;
   /** The working copy of a shard's metadata for this transaction. */
@@ -98,8 +100,8 @@ export class Applier {
     }
     const session = command.session;
     if (session === null) return this.run(command, item, meta);
-    const { dbs, limits } = this.env;
-    const verdict = judgeSession(dbs, item.shard, meta, session, item.index, limits);
+    const { sessions, limits } = this.env;
+    const verdict = sessions.judge(item.shard, meta, session, item.index, limits);
     if (verdict.kind === 'duplicate') return decodeResult(verdict.result);
     if (verdict.kind === 'stale') {
       return errorResult(
@@ -109,13 +111,8 @@ export class Applier {
       );
     }
     const result = this.run(command, item, meta);
-    const record = {
-      seq: session.seq,
-      index: item.index,
-      time: session.time,
-      result: encodeResult(result),
-    };
-    rememberSession(dbs, item.shard, meta, session, verdict.previous, record, limits);
+    const encoded = encodeResult(result);
+    sessions.remember(item.shard, meta, session, verdict, item.index, encoded, limits);
     return result;
   }
 

@@ -17,8 +17,6 @@ export interface StateDbs {
   changes: BinaryDb;
   /** shard ‖ session id → session record. */
   sessions: BinaryDb;
-  /** shard ‖ index of last use → time ‖ session id. */
-  ages: BinaryDb;
   /** Format marker. */
   system: BinaryDb;
   /** install id ‖ user key → data record, for snapshots being received. */
@@ -37,4 +35,5 @@ export interface StateLimits {
   /** Local to the node. */
   changesPerShardMax: number;
   changeBytesPerShardMax: number;
+  sessionTablesMirroredMax: number;
 }

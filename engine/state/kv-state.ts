@@ -24,6 +24,7 @@ import {
   sessionExpiryEntries,
   sessionExpiryMs,
   sessionsPerShardMax,
+  sessionTablesMirroredMax,
   snapshotInstallsMax,
   stateFormatVersion,
   statePageBytes,
@@ -55,6 +56,7 @@ import {
   shardPrefix,
   shardPrefixBytes,
 } from './layout.js';
+import { SessionTables } from './sessions.js';
 import { dropShardRange, exportChunks, StagedStream, shardChecksum, swapIn } from './snapshot.js';
 import type { SnapshotHeader } from './snapshot-format.js';
 import { decodeValue, encodeKeyInto, invalid, type Key, type Value } from './value-codec.js';
@@ -111,7 +113,6 @@ const dbNames = [
   'meta',
   'changes',
   'sessions',
-  'ages',
   'system',
   'stagingData',
   'stagingSessions',
@@ -130,6 +131,8 @@ export class KvState {
   private readonly installs = new Set<number>();
   private readonly readers = new Set<Transaction>();
   private readonly scratch = new Scratch();
+  /** Mirrors of the session tables; forgotten wherever LMDB changes other than by applying. */
+  private readonly sessions: SessionTables;
   private nextStagingId = 1;
   private closed = false;
 
@@ -140,6 +143,7 @@ export class KvState {
     private readonly marker: UnsyncedMarker,
     private readonly deferred: boolean,
   ) {
+    this.sessions = new SessionTables(dbs, this.scratch, limits.sessionTablesMirroredMax);
     for (const { key, value } of dbs.meta.getRange({})) {
       const meta = decodeMeta(value);
       if (meta === undefined) throw corruptState(`shard metadata of ${key.toString('hex')}`);
@@ -213,6 +217,7 @@ export class KvState {
       dbs: this.dbs,
       scratch: this.scratch,
       limits: this.limits,
+      sessions: this.sessions,
       keyHash: this.keyHash,
       commands: this.commands,
       metaOf: (shard) => {
@@ -231,20 +236,27 @@ export class KvState {
       },
     });
     this.beforeCommit();
-    const results = this.dbs.env.transactionSync(() => {
-      const out = items.map((item) => applier.apply(item));
-      for (const [shard, block] of blocks) {
-        writeChanges(this.dbs.changes, this.scratch, work.get(shard)!, shard, block);
-      }
-      for (const [shard, meta] of work) {
-        trimChanges(this.dbs, shard, meta, this.limits);
-        this.dbs.meta.putSync(shardPrefix(shard), encodeMeta(meta));
-      }
-      for (const [shard, conf] of confs ?? []) {
-        this.dbs.system.putSync(confKey(shard), Buffer.from(JSON.stringify(conf)));
-      }
-      return out;
-    });
+    let results: CommandResult[];
+    try {
+      results = this.dbs.env.transactionSync(() => {
+        const out = items.map((item) => applier.apply(item));
+        for (const [shard, block] of blocks) {
+          writeChanges(this.dbs.changes, this.scratch, work.get(shard)!, shard, block);
+        }
+        for (const [shard, meta] of work) {
+          trimChanges(this.dbs, shard, meta, this.limits);
+          this.dbs.meta.putSync(shardPrefix(shard), encodeMeta(meta));
+        }
+        for (const [shard, conf] of confs ?? []) {
+          this.dbs.system.putSync(confKey(shard), Buffer.from(JSON.stringify(conf)));
+        }
+        return out;
+      });
+    } catch (err) {
+      // The session mirrors were written through a transaction that is now rolled back.
+      for (const shard of work.keys()) this.sessions.forget(shard);
+      throw err;
+    }
     for (const [shard, meta] of work) this.metas.set(shard, meta);
     for (const [shard, conf] of confs ?? []) this.confs.set(shard, conf);
     if (collected.length > 0) this.notify(collected);
@@ -463,6 +475,7 @@ export class KvState {
     });
     this.metas.delete(shard);
     this.confs.delete(shard);
+    this.sessions.forget(shard);
   }
 
   /** Resolves once every commit made before the call is on disk. */
@@ -506,6 +519,7 @@ export class KvState {
       return installed;
     });
     this.metas.set(shard, meta);
+    this.sessions.forget(shard);
     return staged.summary.header;
   }
 
@@ -612,7 +626,6 @@ function openDbs(env: RootDatabase): StateDbs {
     meta: db('meta'),
     changes: db('changes'),
     sessions: db('sessions'),
-    ages: db('ages'),
     system: db('system'),
     stagingData: db('stagingData'),
     stagingSessions: db('stagingSessions'),
@@ -684,6 +697,7 @@ function resolveLimits(overrides: Partial<StateLimits> | undefined): StateLimits
     execWritesMax,
     changesPerShardMax,
     changeBytesPerShardMax,
+    sessionTablesMirroredMax,
     ...overrides,
   };
   for (const [name, value] of Object.entries(limits)) {

@@ -11,15 +11,14 @@
  * | meta      | shard u32                           | ShardMeta, `metaBytes` bytes              |
  * | changes   | shard u32 ‖ last index u64 ‖ n u32  | n change records (below)                  |
  * | sessions  | shard u32 ‖ session id              | seq u64 ‖ index u64 ‖ time f64 ‖ result   |
- * | ages      | shard u32 ‖ index u64               | time f64 ‖ session id                     |
  * | system    | "format"                            | magic "FLOTILLA-STATE" ‖ version u32      |
  * | staging*  | install id u32 ‖ key / session id   | the data / session record as is           |
  *
- * `version` is the log index of the key's last write. `ages` orders each shard's sessions by the
- * index of their last use, for eviction and expiry. A `changes` value is a block: the changes one
- * apply transaction made to one shard, whole entries, keyed by the index of its last entry; each
- * change record is type u8 ‖ index u64 ‖ key len u32 ‖ value len u32 ‖ key ‖ value (value
- * empty for a delete).
+ * `version` is the log index of the key's last write. A session's `index` (its last use) orders
+ * the shard's sessions for eviction and expiry; that order is kept in memory (sessions.ts). A
+ * `changes` value is a block: the changes one apply transaction made to one shard, whole entries,
+ * keyed by the index of its last entry; each change record is type u8 ‖ index u64 ‖ key len u32 ‖
+ * value len u32 ‖ key ‖ value (value empty for a delete).
  */
 import { assert } from '../assert.js';
 import type { RawChange } from './change-feed.js';
@@ -30,8 +29,6 @@ export const shardPrefixBytes = 4;
 export const dataHeaderBytes = 8;
 /** Bytes of a session record before the encoded result. */
 export const sessionHeaderBytes = 24;
-/** Bytes of an `ages` value before the session id. */
-export const ageHeaderBytes = 8;
 /** Bytes of a change block's key. */
 export const changeKeyBytes = 16;
 /** Bytes of a change record before its key. */
@@ -146,6 +143,16 @@ export class Scratch {
     return out;
   }
 
+  /** A session record: seq ‖ index ‖ time ‖ encoded result (read back by decodeSession). */
+  sessionRecord(seq: number, index: number, time: number, result: Uint8Array): Buffer {
+    const out = this.recordOf(sessionHeaderBytes + result.length);
+    writeU64(out, 0, seq);
+    writeU64(out, 8, index);
+    out.writeDoubleBE(time, 16);
+    out.set(result, sessionHeaderBytes);
+    return out;
+  }
+
   /** A change block: the records of `changes`, in order (see the table above). */
   changeBlock(changes: readonly RawChange[]): Buffer {
     let length = 0;
@@ -238,30 +245,12 @@ export function changeKey(shard: number, lastIndex: number, count: number): Buff
   return out;
 }
 
-/** `shard ‖ index`: the key of a session's entry in the age index. */
-export function ageKey(shard: number, index: number): Buffer {
-  const out = Buffer.allocUnsafe(shardPrefixBytes + 8);
-  out.writeUInt32BE(shard, 0);
-  writeU64(out, 4, index);
-  return out;
-}
-
 /** A session record: the last request's sequence number, where and when it ran, its result. */
 export interface SessionRecord {
   seq: number;
   index: number;
   time: number;
   result: Uint8Array;
-}
-
-/** Encodes a session record. */
-export function encodeSession(record: SessionRecord): Buffer {
-  const out = Buffer.allocUnsafe(sessionHeaderBytes + record.result.length);
-  writeU64(out, 0, record.seq);
-  writeU64(out, 8, record.index);
-  out.writeDoubleBE(record.time, 16);
-  out.set(record.result, sessionHeaderBytes);
-  return out;
 }
 
 /** Decodes a session record; undefined when it is too short. */
@@ -273,12 +262,4 @@ export function decodeSession(buf: Uint8Array): SessionRecord | undefined {
     time: asBuffer(buf).readDoubleBE(16),
     result: buf.subarray(sessionHeaderBytes),
   };
-}
-
-/** An `ages` value: the session's last time ‖ its id. */
-export function encodeAge(time: number, id: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(ageHeaderBytes + id.length);
-  out.writeDoubleBE(time, 0);
-  out.set(id, ageHeaderBytes);
-  return out;
 }

@@ -15,12 +15,10 @@ import {
 import { clearChanges, clearRange } from './change-feed.js';
 import type { BinaryDb, StateDbs } from './dbs.js';
 import {
-  ageKey,
   asBuffer,
   dataHeaderBytes,
   decodeSession,
   emptyMeta,
-  encodeAge,
   prefixedKey,
   readU64,
   type ShardMeta,
@@ -276,12 +274,8 @@ export function swapIn(dbs: StateDbs, target: number, staged: StagedStream): Sha
     hashHigh: header.hashHigh,
   };
   const range = { start: shardPrefix(staged.stagingId), end: shardEnd(staged.stagingId) };
-  meta.keyCount = copyStaged(dbs.stagingData, dbs.data, range, target, () => {});
-  meta.sessionCount = copyStaged(dbs.stagingSessions, dbs.sessions, range, target, (id, rec) => {
-    const session = decodeSession(rec);
-    assert(session !== undefined, 'a staged session record was verified');
-    dbs.ages.putSync(ageKey(target, session.index), encodeAge(session.time, id));
-  });
+  meta.keyCount = copyStaged(dbs.stagingData, dbs.data, range, target);
+  meta.sessionCount = copyStaged(dbs.stagingSessions, dbs.sessions, range, target);
   assert(meta.keyCount === trailer.keyCount, 'every staged key was copied');
   assert(meta.sessionCount === trailer.sessionCount, 'every staged session was copied');
   clearRange(dbs.stagingData, range.start, range.end);
@@ -294,13 +288,10 @@ function copyStaged(
   to: BinaryDb,
   range: { start: Buffer; end: Buffer | undefined },
   target: number,
-  each: (suffix: Buffer, record: Buffer) => void,
 ): number {
   let count = 0;
   for (const { key, value } of from.getRange(range)) {
-    const suffix = key.subarray(shardPrefixBytes);
-    to.putSync(prefixedKey(target, suffix), value);
-    each(suffix, value);
+    to.putSync(prefixedKey(target, key.subarray(shardPrefixBytes)), value);
     count += 1;
   }
   return count;
@@ -312,6 +303,5 @@ export function dropShardRange(dbs: StateDbs, shard: number): void {
   const end = shardEnd(shard);
   clearRange(dbs.data, start, end);
   clearRange(dbs.sessions, start, end);
-  clearRange(dbs.ages, start, end);
   clearChanges(dbs, shard);
 }

@@ -923,7 +923,10 @@ export class NodeHost {
    */
   private take(taken: Taken, writes: GroupWrite[]): void {
     const { hosted, rd } = taken;
-    if (rd.softState !== undefined) hosted.localReads = false;
+    if (rd.softState !== undefined) {
+      hosted.localReads = false;
+      if (rd.softState.leader !== this.nodeId) this.failOnStepDown(hosted);
+    }
     if (rd.confState !== undefined) hosted.raftConf = rd.confState;
     this.send(hosted, rd.messages);
     if (rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined) {
@@ -954,6 +957,23 @@ export class NodeHost {
       hosted.held.push(part);
     }
     taken.early = this.mayAdvanceEarly(hosted, rd);
+  }
+
+  /**
+   * This node stopped leading `hosted`: its proposals above the commit index may yet commit
+   * under the next leader or be overwritten, and a deposed leader cut off from the majority may
+   * not learn which for a long time. Their callers hear now that the outcome is unknown, so they
+   * can retry at the new leader (a client session makes the retry exactly-once) rather than wait
+   * for the proposal deadline. Raft still reports the fate later; nobody is waiting for it then.
+   */
+  private failOnStepDown(hosted: HostedGroup): void {
+    const commit = hosted.raft.hardState().commit;
+    for (const [index, p] of hosted.proposals) {
+      if (index <= commit) continue;
+      hosted.proposals.delete(index);
+      this.pendingCount--;
+      p.reject(timeoutError(hosted.id, 'this node stopped leading before it committed'));
+    }
   }
 
   /**

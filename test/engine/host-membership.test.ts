@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FlotillaError } from '../../engine/errors.js';
 import type { NodeHost } from '../../engine/host.js';
+import { proposalTimeoutMs } from '../../engine/limits.js';
 import { singleConfChange } from '../../engine/raft/conf-change.js';
 import { SeededRandom } from '../../engine/random.js';
 import { encodeCommand } from '../../engine/state/commands.js';
@@ -168,4 +169,26 @@ describe('NodeHost leadership transfer', () => {
     expect(await codeOf(c, hostOf(c, leader).transferLeader(shard, 4))).toBe('INVALID_ARGUMENT');
     expect(() => hostOf(c, 4).transferLeader(shard, 4)).toThrow(/not hosted/);
   }, 60_000);
+});
+
+describe('NodeHost when a leader is deposed', () => {
+  it('tells callers of uncommitted proposals at once that the outcome is unknown', async () => {
+    const c = await startCluster();
+    const leader = c.leaderOf(shard);
+    const others = [1, 2, 3, 4].filter((n) => n !== leader);
+    c.network.partition([leader], others);
+    const started = c.clock.now();
+    let error: unknown;
+    await drive(c, hostOf(c, leader).propose(shard, put('cut-off', 1))).catch((e: unknown) => {
+      error = e;
+    });
+    expect(error).toBeInstanceOf(FlotillaError);
+    const err = error as FlotillaError;
+    expect(err.code).toBe('TIMEOUT');
+    expect(err.details.outcome).toBe('unknown');
+    expect(err.message).toContain('stopped leading');
+    // CheckQuorum deposes it within two election timeouts, far inside the proposal deadline.
+    expect(c.clock.now() - started).toBeLessThan(proposalTimeoutMs / 2);
+    expect(hostOf(c, leader).isLeader(shard)).toBe(false);
+  });
 });

@@ -454,7 +454,8 @@ export class SnapshotReceiver {
     }
     let header: SnapshotHeader;
     try {
-      header = s.install.commit();
+      // The membership as of the snapshot's index goes with it, before Raft learns of it.
+      header = s.install.commit(s.meta.conf);
     } catch (err) {
       if (!(err instanceof FlotillaError && err.code === 'CORRUPT_STATE')) {
         this.host.fail(err);
@@ -466,13 +467,6 @@ export class SnapshotReceiver {
       return;
     }
     assert(header.appliedIndex === s.meta.index, 'the installed state is the announced one');
-    try {
-      // The membership as of the snapshot's index goes with it, before Raft learns of it.
-      this.host.state.applyBatch([], new Map([[group.id, s.meta.conf]]));
-    } catch (err) {
-      this.host.fail(err);
-      return;
-    }
     group.applied = s.meta.index;
     group.confState = copyConfState(s.meta.conf);
     this.installed++;

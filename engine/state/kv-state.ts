@@ -448,7 +448,7 @@ export class KvState {
     const stagingId = this.nextStagingId++;
     this.installs.add(stagingId);
     return new SnapshotInstall(new StagedStream(this.dbs, stagingId), {
-      swap: (staged) => this.swapIn(shard, staged),
+      swap: (staged, conf) => this.swapIn(shard, staged, conf),
       release: (id) => this.installs.delete(id),
       checkOpen: () => this.checkOpen(),
     });
@@ -515,14 +515,18 @@ export class KvState {
     );
   }
 
-  private swapIn(shard: number, staged: StagedStream): SnapshotHeader {
+  private swapIn(shard: number, staged: StagedStream, conf: ConfState | undefined): SnapshotHeader {
     this.beforeCommit();
     const meta = this.dbs.env.transactionSync(() => {
       const installed = swapIn(this.dbs, shard, staged);
       this.dbs.meta.putSync(shardPrefix(shard), encodeMeta(installed));
+      if (conf !== undefined) {
+        this.dbs.system.putSync(confKey(shard), Buffer.from(JSON.stringify(conf)));
+      }
       return installed;
     });
     this.metas.set(shard, meta);
+    if (conf !== undefined) this.confs.set(shard, conf);
     this.sessions.forget(shard);
     return staged.summary.header;
   }
@@ -565,7 +569,7 @@ export class KvState {
 
 /** What a SnapshotInstall needs from its KvState. */
 interface InstallHost {
-  swap(staged: StagedStream): SnapshotHeader;
+  swap(staged: StagedStream, conf: ConfState | undefined): SnapshotHeader;
   release(stagingId: number): void;
   checkOpen(): void;
 }
@@ -594,14 +598,18 @@ export class SnapshotInstall {
     }
   }
 
-  /** Installs the complete stream; returns its applied index/term and hash range. */
-  commit(): SnapshotHeader {
+  /**
+   * Installs the complete stream; returns its applied index/term and hash range. `conf`, the
+   * Raft membership as of the snapshot's index, is stored in the same transaction, so that no
+   * crash leaves the installed data with the membership from before it.
+   */
+  commit(conf?: ConfState): SnapshotHeader {
     this.checkUsable();
     if (!this.staged.complete) {
       this.abort();
       throw new FlotillaError('CORRUPT_STATE', 'snapshot rejected: the stream is incomplete');
     }
-    const header = this.host.swap(this.staged);
+    const header = this.host.swap(this.staged, conf);
     this.state = 'done';
     this.host.release(this.staged.stagingId);
     return header;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isFlotillaError } from '../../../engine/errors.js';
 import { snapshotChunkBytesMax, snapshotInstallsMax } from '../../../engine/limits.js';
+import type { ConfState } from '../../../engine/raft/types.js';
 import type { KvState } from '../../../engine/state/kv-state.js';
 import {
   ChunkKind,
@@ -159,6 +160,31 @@ describe('snapshots', () => {
     const reopened = openState({ dir });
     expect(reopened.shards()).toEqual([]);
     expect(await reopened.installSnapshot(3, chunks)).toMatchObject({ appliedIndex: 7 });
+  });
+
+  it('stores the membership a snapshot brings in the install transaction itself', async () => {
+    const dir = tempDir();
+    const chunks = await collect(populatedSource().exportSnapshot(3));
+    const conf: ConfState = {
+      voters: [1, 2, 4],
+      votersOutgoing: [],
+      learners: [5],
+      learnersNext: [],
+      autoLeave: false,
+    };
+    const target = openState({ dir });
+    const rejected = target.beginInstall(3);
+    for (const chunk of chunks.slice(0, -1)) rejected.write(chunk);
+    expect(() => rejected.commit(conf)).toThrow(/incomplete/);
+    expect(target.confState(3)).toBeUndefined();
+    const install = target.beginInstall(3);
+    for (const chunk of chunks) install.write(chunk);
+    install.commit(conf);
+    expect(target.confState(3)).toEqual(conf);
+    await closeState(target);
+    const reopened = openState({ dir });
+    expect(reopened.appliedIndex(3)).toBe(7);
+    expect(reopened.confState(3)).toEqual(conf);
   });
 
   it('bounds concurrent installs (BUSY) and refuses chunks after the end', async () => {

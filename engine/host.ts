@@ -527,30 +527,46 @@ export class NodeHost {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(closedError());
     const hosted = this.groupOf(group);
-    if (this.pendingCount >= proposalsPendingMax) {
-      return Promise.reject(
-        new FlotillaError('BUSY', `${this.pendingCount} proposals are pending; back off and retry`),
-      );
-    }
+    if (this.pendingCount >= proposalsPendingMax) return Promise.reject(this.pendingError());
     const accepted = hosted.raft.propose(data);
     if (!accepted.ok) return Promise.reject(refusalError(group, accepted));
     return new Promise<CommandResult>((resolve, reject) => {
-      const previous = hosted.proposals.get(accepted.index);
-      if (previous !== undefined) {
-        // A proposal of an older term held this index: the new leader's log replaced it.
-        this.pendingCount--;
-        previous.reject(droppedError(group, 'another leader overwrote it'));
-      }
-      hosted.proposals.set(accepted.index, {
-        term: accepted.term,
-        deadline: this.scheduler.now() + proposalTimeoutMs,
-        resolve,
-        reject,
-      });
-      this.pendingCount++;
-      this.waiting.add(hosted);
-      this.markDirty(hosted);
+      this.track(hosted, accepted, resolve, reject);
     });
+  }
+
+  private pendingError(): FlotillaError {
+    return new FlotillaError(
+      'BUSY',
+      `${this.pendingCount} proposals are pending; back off and retry`,
+    );
+  }
+
+  /**
+   * Remembers the caller of a proposal Raft accepted at (index, term), until it is applied,
+   * dropped or overdue. A proposal of an older term still held at that index was replaced in
+   * the new leader's log: its caller hears DROPPED.
+   */
+  private track(
+    hosted: HostedGroup,
+    accepted: { index: number; term: number },
+    resolve: (result: CommandResult) => void,
+    reject: (err: FlotillaError) => void,
+  ): void {
+    const previous = hosted.proposals.get(accepted.index);
+    if (previous !== undefined) {
+      this.pendingCount--;
+      previous.reject(droppedError(hosted.id, 'another leader overwrote it'));
+    }
+    hosted.proposals.set(accepted.index, {
+      term: accepted.term,
+      deadline: this.scheduler.now() + proposalTimeoutMs,
+      resolve,
+      reject,
+    });
+    this.pendingCount++;
+    this.waiting.add(hosted);
+    this.markDirty(hosted);
   }
 
   /**
@@ -570,39 +586,22 @@ export class NodeHost {
         new FlotillaError('INVALID_ARGUMENT', `shard ${group}: ${bad}`, { group }),
       );
     }
-    if (this.pendingCount >= proposalsPendingMax) {
-      return Promise.reject(
-        new FlotillaError('BUSY', `${this.pendingCount} proposals are pending; back off and retry`),
-      );
-    }
+    if (this.pendingCount >= proposalsPendingMax) return Promise.reject(this.pendingError());
     const accepted = hosted.raft.proposeConfChange(change);
     if (!accepted.ok) return Promise.reject(refusalError(group, accepted));
     return new Promise<ConfState>((resolve, reject) => {
-      const previous = hosted.proposals.get(accepted.index);
-      if (previous !== undefined) {
-        // A proposal of an older term held this index: the new leader's log replaced it.
-        this.pendingCount--;
-        previous.reject(droppedError(group, 'another leader overwrote it'));
-      }
-      hosted.proposals.set(accepted.index, {
-        term: accepted.term,
-        deadline: this.scheduler.now() + proposalTimeoutMs,
-        resolve: () => {
-          // apply() stored the new membership just before. The core counts the change applied
-          // only once this turn's Ready is advanced (after the turn's write): resolve after
-          // that, so that the caller's next change is not refused as still pending.
-          const conf = copyConfState(hosted.confState);
-          queueMicrotask(() => {
-            const settle = () => resolve(conf);
-            if (this.lastAppend === undefined) settle();
-            else this.lastAppend.then(settle, settle);
-          });
-        },
-        reject,
-      });
-      this.pendingCount++;
-      this.waiting.add(hosted);
-      this.markDirty(hosted);
+      const applied = () => {
+        // apply() stored the new membership just before. The core counts the change applied
+        // only once this turn's Ready is advanced (after the turn's write): resolve after
+        // that, so that the caller's next change is not refused as still pending.
+        const conf = copyConfState(hosted.confState);
+        queueMicrotask(() => {
+          const settle = () => resolve(conf);
+          if (this.lastAppend === undefined) settle();
+          else this.lastAppend.then(settle, settle);
+        });
+      };
+      this.track(hosted, accepted, applied, reject);
     });
   }
 

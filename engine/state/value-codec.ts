@@ -80,8 +80,6 @@ export const entryPackr = new Packr({
   variableMapSize: true,
 });
 
-const utf8 = new TextEncoder();
-
 /** The bytes of a key, validated: non-empty, well-formed, at most `keyBytesMax` bytes. */
 export function encodeKey(key: Key): Uint8Array {
   let bytes: Uint8Array;
@@ -89,7 +87,9 @@ export function encodeKey(key: Key): Uint8Array {
     if (!isWellFormed(key)) {
       throw invalid('a string key must be well-formed UTF-16 (no lone surrogates)');
     }
-    bytes = utf8.encode(key);
+    // Buffer.from takes short strings from Node's shared pool: no ArrayBuffer per key, unlike
+    // TextEncoder (a tenth of a put's CPU went to it).
+    bytes = Buffer.from(key, 'utf8');
   } else if (key instanceof Uint8Array) {
     bytes = key;
   } else {

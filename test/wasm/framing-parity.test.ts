@@ -11,6 +11,7 @@ import {
   ascii,
   batchArb,
   boundaries,
+  errorOf,
   plain,
   recordArb,
   shifted,
@@ -26,16 +27,6 @@ function firstDifference(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.length === b.length ? -1 : n;
-}
-
-/** The error `fn` throws (undefined if it returns). */
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  return undefined;
 }
 
 describe.each(wasmImpls)('encode parity with the reference: $name', (impl) => {

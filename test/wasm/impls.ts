@@ -98,3 +98,13 @@ export function boundaries(records: readonly RecordInput[]): number[] {
 export function plain(result: DecodeResult): object {
   return { ...result, offsets: Array.from(result.offsets) };
 }
+
+/** The error `fn` throws (undefined if it returns). */
+export function errorOf(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}

@@ -7,7 +7,7 @@ import {
   decodeRecords as decodeRef,
   encodeRecords as encodeRef,
 } from '../../wasm/reference/framing.js';
-import { allImpls, batchArb, plain, shifted } from './impls.js';
+import { allImpls, batchArb, errorOf, plain, shifted } from './impls.js';
 
 function batchOf(records: readonly RecordInput[], batch = new RecordBatch(2)): RecordBatch {
   for (const r of records) batch.add(r.type, r.group, r.term, r.index, r.payload);
@@ -17,16 +17,6 @@ function batchOf(records: readonly RecordInput[], batch = new RecordBatch(2)): R
 /** Whether two buffers hold the same bytes (toEqual on megabytes is slow). */
 function same(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
-}
-
-/** The error `fn` throws (undefined if it returns). */
-function errorOf(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  return undefined;
 }
 
 describe.each(allImpls)('encodeRecordsInto: $name', (impl) => {

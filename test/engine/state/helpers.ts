@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open as openLmdb } from 'lmdb';
 import { afterEach } from 'vitest';
 import type { ApplyItem } from '../../../engine/state/apply.js';
 import { type Command, encodeCommand } from '../../../engine/state/commands.js';
@@ -56,4 +57,31 @@ export class ShardFeeder {
     const [result] = this.state.applyBatch([entry(this.shard, index, command)]);
     return result!;
   }
+}
+
+/**
+ * A state directory whose format marker names `version`, holding also the (empty) databases
+ * `extraDbs` — how a directory of another format looks to KvState.open.
+ */
+export async function stateDirOfFormat(version: number, extraDbs: string[] = []): Promise<string> {
+  const dir = tempDir();
+  const env = openLmdb({ path: dir });
+  const system = env.openDB({ name: 'system', keyEncoding: 'binary', encoding: 'binary' });
+  for (const name of extraDbs) env.openDB({ name, keyEncoding: 'binary', encoding: 'binary' });
+  const marker = Buffer.alloc(18);
+  Buffer.from('FLOTILLA-STATE').copy(marker);
+  marker.writeUInt32BE(version, 14);
+  system.putSync(Buffer.from('format'), marker);
+  await env.close();
+  return dir;
+}
+
+/** The error KvState.open throws for `dir` (undefined if it opens). */
+export function openError(dir: string): unknown {
+  try {
+    open.push(KvState.open({ dir }));
+  } catch (err) {
+    return err;
+  }
+  return undefined;
 }

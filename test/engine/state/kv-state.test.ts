@@ -5,7 +5,15 @@ import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../../engine/assert.js';
 import { isFlotillaError } from '../../../engine/errors.js';
 import { KvState } from '../../../engine/state/kv-state.js';
-import { closeState, entry, openState, ShardFeeder, tempDir } from './helpers.js';
+import {
+  closeState,
+  entry,
+  openError,
+  openState,
+  ShardFeeder,
+  stateDirOfFormat,
+  tempDir,
+} from './helpers.js';
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 const hex = (keys: Iterable<{ key: Buffer }>) => [...keys].map((e) => e.key.toString('hex'));
@@ -201,20 +209,7 @@ describe('persistence and lifecycle', () => {
   });
 
   it('refuses a directory of another state format version', async () => {
-    const dir = tempDir();
-    const env = open({ path: dir });
-    const system = env.openDB({ name: 'system', keyEncoding: 'binary', encoding: 'binary' });
-    const marker = Buffer.alloc(18);
-    Buffer.from('FLOTILLA-STATE').copy(marker);
-    marker.writeUInt32BE(99, 14);
-    system.putSync(Buffer.from('format'), marker);
-    await env.close();
-    let error: unknown;
-    try {
-      KvState.open({ dir });
-    } catch (err) {
-      error = err;
-    }
+    const error = openError(await stateDirOfFormat(99));
     expect(isFlotillaError(error, 'VERSION_MISMATCH')).toBe(true);
     expect((error as Error).message).toMatch(/format 99/);
   });

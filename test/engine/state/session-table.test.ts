@@ -1,12 +1,19 @@
 import fc from 'fast-check';
-import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
 import { isFlotillaError } from '../../../engine/errors.js';
 import { stateFormatVersion } from '../../../engine/limits.js';
 import type { ApplyItem } from '../../../engine/state/apply.js';
 import type { Command, CommandResult, Session } from '../../../engine/state/commands.js';
-import { KvState, type KvStateOptions } from '../../../engine/state/kv-state.js';
-import { closeState, entry, openState, ShardFeeder, tempDir } from './helpers.js';
+import type { KvStateOptions } from '../../../engine/state/kv-state.js';
+import {
+  closeState,
+  entry,
+  openError,
+  openState,
+  ShardFeeder,
+  stateDirOfFormat,
+  tempDir,
+} from './helpers.js';
 
 const limits = { sessionsPerShardMax: 3, sessionExpiryEntries: 6, sessionExpiryMs: 50 };
 const shards = [0, 1, 2];
@@ -218,21 +225,7 @@ describe('session table', () => {
   });
 
   it('refuses a state directory of the format that kept an age index (VERSION_MISMATCH)', async () => {
-    const dir = tempDir();
-    const env = open({ path: dir });
-    const system = env.openDB({ name: 'system', keyEncoding: 'binary', encoding: 'binary' });
-    env.openDB({ name: 'ages', keyEncoding: 'binary', encoding: 'binary' });
-    const marker = Buffer.alloc(18);
-    Buffer.from('FLOTILLA-STATE').copy(marker);
-    marker.writeUInt32BE(1, 14);
-    system.putSync(Buffer.from('format'), marker);
-    await env.close();
-    let error: unknown;
-    try {
-      KvState.open({ dir });
-    } catch (err) {
-      error = err;
-    }
+    const error = openError(await stateDirOfFormat(1, ['ages']));
     expect(isFlotillaError(error, 'VERSION_MISMATCH')).toBe(true);
     expect((error as Error).message).toContain(`format 1; this build reads ${stateFormatVersion}`);
   });

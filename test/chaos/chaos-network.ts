@@ -19,7 +19,12 @@
  * connection; `cut` resets connections and refuses new ones, in both directions, since a TCP
  * connection cannot live on one. `heal` sets every link up again.
  */
-import { type LinkMode, LinkProxy, type LinkProxyCounters } from '../support/link-proxy.js';
+import {
+  type LinkMode,
+  LinkProxy,
+  type LinkProxyCounters,
+  zeroCounters,
+} from '../support/link-proxy.js';
 
 /** Counts of what the network did, summed over every proxy. */
 export type NetworkCounters = LinkProxyCounters;
@@ -113,14 +118,7 @@ export class ChaosNetwork {
 
   /** What every proxy did, summed. */
   counters(): NetworkCounters {
-    const sum: NetworkCounters = {
-      accepted: 0,
-      refused: 0,
-      reset: 0,
-      droppedBytes: 0,
-      forwardedBytes: 0,
-      socketErrors: 0,
-    };
+    const sum = zeroCounters();
     for (const proxy of this.proxies.values()) {
       for (const field of Object.keys(sum) as (keyof NetworkCounters)[]) {
         sum[field] += proxy.counters[field];

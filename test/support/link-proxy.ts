@@ -34,6 +34,11 @@ export interface LinkProxyCounters {
   socketErrors: number;
 }
 
+/** Counters that have counted nothing yet. */
+export function zeroCounters(): LinkProxyCounters {
+  return { accepted: 0, refused: 0, reset: 0, droppedBytes: 0, forwardedBytes: 0, socketErrors: 0 };
+}
+
 /** One proxied connection: the dialer's socket and ours to the upstream. */
 interface Pair {
   downstream: Socket;
@@ -50,14 +55,7 @@ export class LinkProxy {
   /** The bytes the upstream sends back to the dialer. */
   private backward: LinkMode = 'up';
   private readonly pairs = new Set<Pair>();
-  readonly counters: LinkProxyCounters = {
-    accepted: 0,
-    refused: 0,
-    reset: 0,
-    droppedBytes: 0,
-    forwardedBytes: 0,
-    socketErrors: 0,
-  };
+  readonly counters: LinkProxyCounters = zeroCounters();
 
   private constructor(
     private readonly server: Server,

@@ -76,7 +76,9 @@ export class StoreApi {
     if (this.closed) throw new FlotillaError('CLOSED', 'the store is closed');
   }
 
-  private async write(key: Uint8Array, command: Command): Promise<CommandResult> {
+  /** Proposes `command` to the shard of `key`. It may throw: its callers are async functions,
+   *  which turn that into their rejection (one promise per write fewer than being async too). */
+  private write(key: Uint8Array, command: Command): Promise<CommandResult> {
     this.checkOpen();
     return this.access.propose(this.access.shardOf(key), command);
   }

@@ -61,6 +61,8 @@ export interface ApplyEnv {
 /** Applies entries one after another within one transaction. */
 export class Applier {
   private readonly record: (change: RawChange) => void;
+  /** Each shard's writer and key check, reused by its entries (a shardRange drops them). */
+  private readonly writers = new Map<number, { writer: ShardWriter; check: KeyCheck }>();
 
   constructor(private readonly env: ApplyEnv) {
     this.record = (change) => env.record(change);
@@ -94,6 +96,8 @@ export class Applier {
     }
     if (command.type === 'noop') return { type: 'noop' };
     if (command.type === 'shardRange') {
+      // The cached key check knows the old range.
+      this.writers.delete(item.shard);
       meta.hashLow = command.hashLow;
       meta.hashHigh = command.hashHigh;
       return command;
@@ -121,9 +125,15 @@ export class Applier {
     item: ApplyItem,
     meta: ShardMeta,
   ): CommandResult {
-    const { dbs, scratch } = this.env;
-    const writer = new ShardWriter(dbs, scratch, item.shard, meta, item.index, this.record);
-    const check = keyCheck(meta, this.env.keyHash);
+    let cached = this.writers.get(item.shard);
+    if (cached === undefined || cached.writer.meta !== meta) {
+      const { dbs, scratch } = this.env;
+      const writer = new ShardWriter(dbs, scratch, item.shard, meta, item.index, this.record);
+      cached = { writer, check: keyCheck(meta, this.env.keyHash) };
+      this.writers.set(item.shard, cached);
+    }
+    const { writer, check } = cached;
+    writer.index = item.index;
     switch (command.type) {
       case 'batch':
         return runBatch(writer, command.ops, item.index, check);

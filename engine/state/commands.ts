@@ -40,6 +40,7 @@ import {
   invalid,
   type Key,
   packr,
+  packValue,
   type Value,
   ValueTag,
 } from './value-codec.js';
@@ -165,8 +166,10 @@ export type DecodedCommand =
 
 /** Entry bytes of `command`; throws INVALID_ARGUMENT, KEY_TOO_LARGE or VALUE_TOO_LARGE. */
 export function encodeCommand(command: Command): Uint8Array {
-  const array = commandArray(command);
-  const data = packr.pack(array);
+  const data =
+    command.type === 'put' && command.session === undefined
+      ? encodePut(command.key, command.value)
+      : packr.pack(commandArray(command));
   if (data.length > commandBytesMax) {
     throw new FlotillaError(
       'VALUE_TOO_LARGE',
@@ -174,6 +177,111 @@ export function encodeCommand(command: Command): Uint8Array {
     );
   }
   return data;
+}
+
+/** MessagePack bytes of a sessionless put array, `[1, 1, null]` (fixarray of 5). */
+const putHead = [0x95, commandFormatVersion, Opcode.Put, 0xc0] as const;
+
+/** Bytes of a MessagePack bin header for `length` bytes. */
+function binHeaderBytes(length: number): number {
+  return length < 0x100 ? 2 : length < 0x10000 ? 3 : 5;
+}
+
+/** Writes a bin header (the smallest form, as msgpackr writes bytes) at `at`; returns its end. */
+function writeBinHeader(out: Buffer, at: number, length: number): number {
+  if (length < 0x100) {
+    out[at] = 0xc4;
+    out[at + 1] = length;
+    return at + 2;
+  }
+  if (length < 0x10000) {
+    out[at] = 0xc5;
+    out.writeUInt16BE(length, at + 1);
+    return at + 3;
+  }
+  out[at] = 0xc6;
+  out.writeUInt32BE(length, at + 1);
+  return at + 5;
+}
+
+/**
+ * The bytes `packr.pack([1, 1, null, key, stored])` writes for a sessionless put (the hot write
+ * of the embedded store), built in one buffer: the stored value (tag ‖ payload) goes straight
+ * into it instead of through an intermediate array and value buffer.
+ */
+function encodePut(key: Key, value: Value): Uint8Array {
+  const keyBytes = encodeKey(key);
+  let tag: number;
+  let payload: Uint8Array;
+  if (value instanceof Uint8Array) {
+    tag = ValueTag.Raw;
+    payload = value;
+  } else {
+    checkValue(value, 0);
+    tag = ValueTag.Msgpack;
+    payload = packValue(value);
+  }
+  checkValueSize(payload.length);
+  const storedLength = 1 + payload.length;
+  const out = Buffer.allocUnsafe(
+    putHead.length +
+      binHeaderBytes(keyBytes.length) +
+      keyBytes.length +
+      binHeaderBytes(storedLength) +
+      storedLength,
+  );
+  out.set(putHead, 0);
+  let at = writeBinHeader(out, putHead.length, keyBytes.length);
+  out.set(keyBytes, at);
+  at = writeBinHeader(out, at + keyBytes.length, storedLength);
+  out[at] = tag;
+  out.set(payload, at + 1);
+  return out;
+}
+
+/**
+ * The put that `encodePut` writes, read without the general decoder: undefined when `data` is
+ * anything else (it then takes the general path, which accepts and rejects exactly as before).
+ */
+function decodePut(data: Uint8Array): DecodedCommand | undefined {
+  if (data.length < 8) return undefined;
+  for (let i = 0; i < putHead.length; i++) if (data[i] !== putHead[i]) return undefined;
+  const key = readBin(data, putHead.length);
+  if (key === undefined) return undefined;
+  const stored = readBin(data, key.end);
+  if (stored === undefined || stored.end !== data.length) return undefined;
+  return {
+    type: 'put',
+    key: bytesField(data.subarray(key.start, key.end), 'key'),
+    stored: storedField(data.subarray(stored.start, stored.end)),
+    session: null,
+  };
+}
+
+/** The span of the bin at `at` (bin 8/16/32), or undefined if there is none that fits. */
+function readBin(data: Uint8Array, at: number): { start: number; end: number } | undefined {
+  let start: number;
+  let length: number;
+  switch (data[at]) {
+    case 0xc4:
+      start = at + 2;
+      length = data[at + 1] ?? 0;
+      break;
+    case 0xc5:
+      start = at + 3;
+      length = ((data[at + 1] ?? 0) << 8) | (data[at + 2] ?? 0);
+      break;
+    case 0xc6:
+      start = at + 5;
+      length =
+        (data[at + 1] ?? 0) * 2 ** 24 +
+        (((data[at + 2] ?? 0) << 16) | ((data[at + 3] ?? 0) << 8) | (data[at + 4] ?? 0));
+      break;
+    default:
+      return undefined;
+  }
+  const end = start + length;
+  return end <= data.length ? { start, end } : undefined;
 }
 
 function commandArray(command: Command): unknown[] {
@@ -286,6 +394,8 @@ function checkRange(hashLow: unknown, hashHigh: unknown): void {
  */
 export function decodeCommand(data: Uint8Array): DecodedCommand {
   if (data.length === 0) return { type: 'noop' };
+  const put = decodePut(data);
+  if (put !== undefined) return put;
   let array: unknown;
   try {
     array = entryPackr.unpack(data);

@@ -248,7 +248,7 @@ export class KvState {
         }
         for (const [shard, meta] of work) {
           trimChanges(this.dbs, shard, meta, this.limits);
-          this.dbs.meta.putSync(shardPrefix(shard), encodeMeta(meta));
+          this.dbs.meta.putSync(this.scratch.shardKey(shard), this.scratch.metaRecord(meta));
         }
         for (const [shard, conf] of confs ?? []) {
           this.dbs.system.putSync(confKey(shard), Buffer.from(JSON.stringify(conf)));

@@ -153,6 +153,17 @@ export class Scratch {
     return out;
   }
 
+  /** `shard u32`: the key of a shard's metadata. */
+  shardKey(shard: number): Buffer {
+    this.keyBuf.writeUInt32BE(shard, 0);
+    return this.keyBuf.subarray(0, shardPrefixBytes);
+  }
+
+  /** A shard's metadata record (as encodeMeta writes it). */
+  metaRecord(meta: ShardMeta): Buffer {
+    return writeMeta(this.recordOf(metaBytes), meta);
+  }
+
   /** A change block: the records of `changes`, in order (see the table above). */
   changeBlock(changes: readonly RawChange[]): Buffer {
     let length = 0;
@@ -204,19 +215,20 @@ export function prefixedKey(shard: number, suffix: Uint8Array): Buffer {
 
 /** Encodes shard metadata. */
 export function encodeMeta(meta: ShardMeta): Buffer {
-  const out = Buffer.allocUnsafe(metaBytes);
-  const fields = [
-    meta.appliedIndex,
-    meta.appliedTerm,
-    meta.keyCount,
-    meta.changeCount,
-    meta.changeBytes,
-    meta.changesCompactedIndex,
-    meta.sessionCount,
-    meta.hashLow,
-    meta.hashHigh,
-  ];
-  for (let i = 0; i < fields.length; i++) writeU64(out, i * 8, fields[i]!);
+  return writeMeta(Buffer.allocUnsafe(metaBytes), meta);
+}
+
+/** Writes shard metadata into the first `metaBytes` of `out` (returned). */
+function writeMeta(out: Buffer, meta: ShardMeta): Buffer {
+  writeU64(out, 0, meta.appliedIndex);
+  writeU64(out, 8, meta.appliedTerm);
+  writeU64(out, 16, meta.keyCount);
+  writeU64(out, 24, meta.changeCount);
+  writeU64(out, 32, meta.changeBytes);
+  writeU64(out, 40, meta.changesCompactedIndex);
+  writeU64(out, 48, meta.sessionCount);
+  writeU64(out, 56, meta.hashLow);
+  writeU64(out, 64, meta.hashHigh);
   return out;
 }
 

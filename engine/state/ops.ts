@@ -45,7 +45,8 @@ export class ShardWriter implements KeyStore {
     private readonly scratch: Scratch,
     readonly shard: number,
     readonly meta: ShardMeta,
-    readonly index: number,
+    /** The index of the entry being applied (the Applier moves one writer along a shard). */
+    public index: number,
     private readonly onChange: ChangeSink,
   ) {}
 

@@ -246,42 +246,47 @@ function encodePut(key: Key, value: Value): Uint8Array {
 function decodePut(data: Uint8Array): DecodedCommand | undefined {
   if (data.length < 8) return undefined;
   for (let i = 0; i < putHead.length; i++) if (data[i] !== putHead[i]) return undefined;
-  const key = readBin(data, putHead.length);
-  if (key === undefined) return undefined;
-  const stored = readBin(data, key.end);
-  if (stored === undefined || stored.end !== data.length) return undefined;
+  const keyStart = binStart(data, putHead.length);
+  const keyEnd = keyStart + binLength(data, putHead.length);
+  if (keyStart < 0 || keyEnd > data.length) return undefined;
+  const storedStart = binStart(data, keyEnd);
+  if (storedStart < 0 || storedStart + binLength(data, keyEnd) !== data.length) return undefined;
   return {
     type: 'put',
-    key: bytesField(data.subarray(key.start, key.end), 'key'),
-    stored: storedField(data.subarray(stored.start, stored.end)),
+    key: bytesField(data.subarray(keyStart, keyEnd), 'key'),
+    stored: storedField(data.subarray(storedStart)),
     session: null,
   };
 }
 
-/** The span of the bin at `at` (bin 8/16/32), or undefined if there is none that fits. */
-function readBin(data: Uint8Array, at: number): { start: number; end: number } | undefined {
-  let start: number;
-  let length: number;
+/** Where the bytes of the bin (8/16/32) at `at` start, or -1 when there is no bin there. */
+function binStart(data: Uint8Array, at: number): number {
   switch (data[at]) {
     case 0xc4:
-      start = at + 2;
-      length = data[at + 1] ?? 0;
-      break;
+      return at + 2;
     case 0xc5:
-      start = at + 3;
-      length = ((data[at + 1] ?? 0) << 8) | (data[at + 2] ?? 0);
-      break;
+      return at + 3;
     case 0xc6:
-      start = at + 5;
-      length =
-        (data[at + 1] ?? 0) * 2 ** 24 +
-        (((data[at + 2] ?? 0) << 16) | ((data[at + 3] ?? 0) << 8) | (data[at + 4] ?? 0));
-      break;
+      return at + 5;
     default:
-      return undefined;
+      return -1;
   }
-  const end = start + length;
-  return end <= data.length ? { start, end } : undefined;
+}
+
+/** The length of the bin at `at` (0 past the end: binStart then says -1 or the span is cut). */
+function binLength(data: Uint8Array, at: number): number {
+  const b1 = data[at + 1] ?? 0;
+  const b2 = data[at + 2] ?? 0;
+  switch (data[at]) {
+    case 0xc4:
+      return b1;
+    case 0xc5:
+      return (b1 << 8) | b2;
+    case 0xc6:
+      return b1 * 2 ** 24 + ((b2 << 16) | ((data[at + 3] ?? 0) << 8) | (data[at + 4] ?? 0));
+    default:
+      return 0;
+  }
 }
 
 function commandArray(command: Command): unknown[] {

@@ -76,11 +76,11 @@ export function trimChanges(
 ): void {
   // Trimming opens a cursor, so it waits until a shard is an eighth over its bounds and then
   // trims back to them: amortized over many batches instead of a few records every batch.
-  const slack = {
-    count: limits.changesPerShardMax >> 3,
-    bytes: limits.changeBytesPerShardMax >> 3,
-  };
-  if (!overRetention(meta, limits, slack)) return;
+  if (
+    !overRetention(meta, limits, limits.changesPerShardMax >> 3, limits.changeBytesPerShardMax >> 3)
+  ) {
+    return;
+  }
   const doomed: Buffer[] = [];
   let lastIndex = 0;
   let candidate: { key: Buffer; count: number; bytes: number } | undefined;
@@ -104,14 +104,16 @@ export function trimChanges(
   if (lastIndex > meta.changesCompactedIndex) meta.changesCompactedIndex = lastIndex;
 }
 
+/** Whether the shard keeps more than its bounds plus a slack of records and bytes. */
 function overRetention(
   meta: ShardMeta,
   limits: StateLimits,
-  slack = { count: 0, bytes: 0 },
+  slackCount = 0,
+  slackBytes = 0,
 ): boolean {
   return (
-    meta.changeCount > limits.changesPerShardMax + slack.count ||
-    meta.changeBytes > limits.changeBytesPerShardMax + slack.bytes
+    meta.changeCount > limits.changesPerShardMax + slackCount ||
+    meta.changeBytes > limits.changeBytesPerShardMax + slackBytes
   );
 }
 

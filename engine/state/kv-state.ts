@@ -59,7 +59,14 @@ import {
 import { SessionTables } from './sessions.js';
 import { dropShardRange, exportChunks, StagedStream, shardChecksum, swapIn } from './snapshot.js';
 import type { SnapshotHeader } from './snapshot-format.js';
-import { decodeValue, encodeKeyInto, invalid, type Key, type Value } from './value-codec.js';
+import {
+  decodeValue,
+  decodeValueAt,
+  encodeKeyInto,
+  invalid,
+  type Key,
+  type Value,
+} from './value-codec.js';
 
 /** How to open a KvState. */
 export interface KvStateOptions {
@@ -314,7 +321,7 @@ export class KvState {
     // getBinaryFast hands back a buffer reused by the next read: decode (copy) before returning.
     const record = this.dbs.data.getBinaryFast(lookup.subarray(0, shardPrefixBytes + length));
     if (record === undefined) return undefined;
-    return { value: decodeValue(record.subarray(dataHeaderBytes)), version: readU64(record, 0) };
+    return { value: decodeValueAt(record, dataHeaderBytes), version: readU64(record, 0) };
   }
 
   /** The index of the last entry the shard applied (0: none). */

@@ -214,6 +214,17 @@ export function decodeValue(stored: Uint8Array): Value {
   throw new FlotillaError('CORRUPT_STATE', `stored value has unknown tag ${String(tag)}`);
 }
 
+/**
+ * `decodeValue` of the stored value that fills `record` from `start` on: raw bytes are copied
+ * straight out of the record (the point read's path: no intermediate views).
+ */
+export function decodeValueAt(record: Buffer, start: number): Value {
+  if (record[start] !== ValueTag.Raw) return decodeValue(record.subarray(start));
+  const out = Buffer.allocUnsafe(record.length - start - 1);
+  record.copy(out, 0, start + 1);
+  return out;
+}
+
 /** Throws VALUE_TOO_LARGE when an encoded value's payload exceeds `valueBytesMax`. */
 export function checkValueSize(payloadBytes: number): void {
   if (payloadBytes > valueBytesMax) {

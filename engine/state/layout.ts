@@ -116,14 +116,20 @@ export function asBuffer(buf: Uint8Array): Buffer {
 export class Scratch {
   private keyBuf = Buffer.allocUnsafe(4096);
   private recordBuf = Buffer.allocUnsafe(64 * 1024);
+  /** Views of the first n bytes of keyBuf / recordBuf, by n (a subarray costs an object). */
+  private keyViews: Buffer[] = [];
+  private recordViews: Buffer[] = [];
 
   /** `shard u32 ‖ suffix`: a data or session key. */
   key(shard: number, suffix: Uint8Array): Buffer {
     const length = shardPrefixBytes + suffix.length;
-    if (length > this.keyBuf.length) this.keyBuf = Buffer.allocUnsafe(length);
+    if (length > this.keyBuf.length) {
+      this.keyBuf = Buffer.allocUnsafe(length);
+      this.keyViews = [];
+    }
     this.keyBuf.writeUInt32BE(shard, 0);
     this.keyBuf.set(suffix, shardPrefixBytes);
-    return this.keyBuf.subarray(0, length);
+    return this.keyOf(length);
   }
 
   /** `shard ‖ last index ‖ count`: the key of one change block. */
@@ -132,7 +138,7 @@ export class Scratch {
     out.writeUInt32BE(shard, 0);
     writeU64(out, 4, lastIndex);
     out.writeUInt32BE(count, 12);
-    return out.subarray(0, changeKeyBytes);
+    return this.keyOf(changeKeyBytes);
   }
 
   /** A data record: version ‖ stored value. */
@@ -156,7 +162,7 @@ export class Scratch {
   /** `shard u32`: the key of a shard's metadata. */
   shardKey(shard: number): Buffer {
     this.keyBuf.writeUInt32BE(shard, 0);
-    return this.keyBuf.subarray(0, shardPrefixBytes);
+    return this.keyOf(shardPrefixBytes);
   }
 
   /** A shard's metadata record (as encodeMeta writes it). */
@@ -185,12 +191,29 @@ export class Scratch {
     return out;
   }
 
+  private keyOf(length: number): Buffer {
+    return viewOf(this.keyBuf, this.keyViews, length);
+  }
+
   private recordOf(length: number): Buffer {
     if (length > this.recordBuf.length) {
       this.recordBuf = Buffer.allocUnsafe(Math.max(length, this.recordBuf.length * 2));
+      this.recordViews = [];
     }
-    return this.recordBuf.subarray(0, length);
+    return viewOf(this.recordBuf, this.recordViews, length);
   }
+}
+
+/** Lengths up to which Scratch keeps its views (bounding them to a few hundred kB). */
+const scratchViewBytesMax = 1024;
+
+/** The view of the first `length` bytes of `buf`, kept in `views` when short enough. */
+function viewOf(buf: Buffer, views: Buffer[], length: number): Buffer {
+  const kept = views[length];
+  if (kept !== undefined) return kept;
+  const view = buf.subarray(0, length);
+  if (length <= scratchViewBytesMax) views[length] = view;
+  return view;
 }
 
 /** The 4-byte prefix of every key of `shard`. */

@@ -20,18 +20,19 @@ import {
 } from '../../engine/limits.js';
 import { FrameReader } from '../../engine/transport/frame-reader.js';
 import { protocolError } from '../../engine/transport/wire.js';
-import { CorkedWriter } from './corked-writer.js';
+import { FrameBatcher } from './frame-batcher.js';
 import {
   type ClientFrame,
   ClientFrameKind,
   type ClientRequest,
   clientHandshakeMac,
+  decodeBatchItems,
   decodeClientFrame,
   decodeClientWelcome,
   decodeErrorBody,
   encodeClientFrame,
   encodeClientHello,
-  encodeRequestFrame,
+  encodeRequestBody,
   isU32,
   macMatches,
   newClientNonce,
@@ -78,7 +79,7 @@ export class ClientConnection {
   private readonly closeListeners = new Set<(err: FlotillaError) => void>();
   private lastReceiveMs = Date.now();
   private readonly keepalive: NodeJS.Timeout;
-  private readonly writer: CorkedWriter;
+  private readonly writer: FrameBatcher;
   /**
    * One timer for every request's deadline, armed for the earliest (a timer per request cost
    * as much as the rest of the request's bookkeeping together).
@@ -96,7 +97,7 @@ export class ClientConnection {
     readonly address: string,
   ) {
     reader.setFrameBytesMax(clientFrameBytesMax);
-    this.writer = new CorkedWriter(socket);
+    this.writer = new FrameBatcher(socket);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(unavailable(`connection error: ${err.message}`)));
     socket.on('close', () => this.fail(unavailable('the node closed the connection')));
@@ -149,12 +150,12 @@ export class ClientConnection {
       );
     }
     const id = this.allocateId();
-    const frame = encodeRequestFrame(id, req);
+    const body = encodeRequestBody(req);
     const deadline = Date.now() + timeoutMs;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, deadline });
       if (deadline < this.deadlineTimerAt) this.armDeadlines(deadline);
-      this.writer.write(frame);
+      this.writer.add(ClientFrameKind.Request, id, body);
     });
   }
 
@@ -203,7 +204,7 @@ export class ClientConnection {
       this.fail(unavailable(`node ${this.nodeId} stopped answering (no keepalive)`));
       return;
     }
-    this.writer.write(encodeClientFrame(ClientFrameKind.Ping, 0, emptyBody));
+    this.writer.add(ClientFrameKind.Ping, 0, emptyBody);
   }
 
   private onData(chunk: Buffer): void {
@@ -243,6 +244,14 @@ export class ClientConnection {
       }
       case ClientFrameKind.Push:
         this.push(unpackBody(frame.body));
+        return;
+      case ClientFrameKind.Batch:
+        for (const item of decodeBatchItems(frame)) {
+          if (item.kind === ClientFrameKind.Request) {
+            throw protocolError('a request from a node');
+          }
+          this.handle(item);
+        }
         return;
       case ClientFrameKind.Ping:
         return;

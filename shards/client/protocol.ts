@@ -28,6 +28,12 @@
  * replayed from another context. A node that refuses sends an Error frame (AUTH_FAILED) and
  * closes. No other frame may arrive before the handshake ends.
  *
+ * Batch (kind 10, after the handshake only): the requests (client → node) or the answers
+ * (node → client) of one event-loop turn in one frame, checked by the frame's one CRC. The
+ * header's request id field holds the item count, 2..`clientBatchItemsMax`; the body is the
+ * items back to back, each: u32 request id, u8 kind (Request, Response or Error), u32 body
+ * length, body. An item means exactly what a frame of its kind, id and body means.
+ *
  * After the handshake, bodies are MessagePack (`wirePackr`):
  *   Request  (client → node): `[op, ...args]` (RequestOp below)
  *   Response (node → client): the op's result
@@ -67,6 +73,7 @@ import {
   isFlotillaError,
 } from '../../engine/errors.js';
 import {
+  clientBatchItemsMax,
   clientMagic,
   clientProtocolVersion,
   clusterIdBytesMax,
@@ -103,11 +110,15 @@ export const ClientFrameKind = {
   Error: 7,
   Push: 8,
   Ping: 9,
+  Batch: 10,
 } as const;
 /** See {@link ClientFrameKind}. */
 export type ClientFrameKind = (typeof ClientFrameKind)[keyof typeof ClientFrameKind];
 
-const frameKindMax = ClientFrameKind.Ping;
+const frameKindMax = ClientFrameKind.Batch;
+
+/** Bytes of a Batch item's header: u32 request id, u8 kind, u32 body length. HARD (wire). */
+export const batchItemHeaderBytes = 9;
 
 /** Request operations. HARD (wire): never renumber, only add. */
 export const RequestOp = {
@@ -190,6 +201,75 @@ export function decodeClientFrame(frame: Uint8Array): ClientFrame {
     requestId: getU32(frame, 12),
     body: frame.subarray(frameHeaderBytes),
   };
+}
+
+/** Whether a frame of `kind` may travel as an item of a Batch frame. */
+export function isBatchable(kind: ClientFrameKind): boolean {
+  return (
+    kind === ClientFrameKind.Request ||
+    kind === ClientFrameKind.Response ||
+    kind === ClientFrameKind.Error
+  );
+}
+
+/**
+ * Encodes items `from` .. `to` - 1 of the parallel lists as one Batch frame: one allocation
+ * and one CRC for all of them.
+ */
+export function encodeBatchFrame(
+  kinds: readonly ClientFrameKind[],
+  ids: readonly number[],
+  bodies: readonly Uint8Array[],
+  from: number,
+  to: number,
+): Uint8Array {
+  const count = to - from;
+  assert(count >= 2 && count <= clientBatchItemsMax, 'a batch holds 2..clientBatchItemsMax');
+  let length = 0;
+  for (let i = from; i < to; i++) length += batchItemHeaderBytes + bodies[i]!.length;
+  const frame = Buffer.allocUnsafe(frameHeaderBytes + length);
+  putU32(frame, 0, length);
+  putU32(frame, 8, ClientFrameKind.Batch);
+  putU32(frame, 12, count);
+  let at = frameHeaderBytes;
+  for (let i = from; i < to; i++) {
+    const kind = kinds[i]!;
+    const body = bodies[i]!;
+    assert(isBatchable(kind), 'only requests and answers travel in a batch');
+    putU32(frame, at, ids[i]!);
+    frame[at + 4] = kind;
+    putU32(frame, at + 5, body.length);
+    frame.set(body, at + batchItemHeaderBytes);
+    at += batchItemHeaderBytes + body.length;
+  }
+  putU32(frame, 4, frameCrc(frame));
+  return frame;
+}
+
+/**
+ * The items of a decoded Batch frame, each as the frame it stands for (bodies are views into
+ * the frame); throws PROTOCOL when the count, a kind or a length is out of bounds.
+ */
+export function decodeBatchItems(batch: ClientFrame): ClientFrame[] {
+  const count = batch.requestId;
+  if (count < 2 || count > clientBatchItemsMax) {
+    throw protocolError(`a batch of ${count} items (2..${clientBatchItemsMax})`);
+  }
+  const body = batch.body;
+  const items: ClientFrame[] = [];
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    if (body.length - at < batchItemHeaderBytes) throw protocolError('batch item header cut');
+    const kind = body[at + 4]! as ClientFrameKind;
+    if (!isBatchable(kind)) throw protocolError(`frame kind ${kind} in a batch`);
+    const length = getU32(body, at + 5);
+    const start = at + batchItemHeaderBytes;
+    if (length > body.length - start) throw protocolError('batch item longer than its frame');
+    items.push({ kind, requestId: getU32(body, at), body: body.subarray(start, start + length) });
+    at = start + length;
+  }
+  if (at !== body.length) throw protocolError('bytes after the last batch item');
+  return items;
 }
 
 /** Encodes a frame whose body is `value` in MessagePack. */
@@ -381,17 +461,18 @@ const knownCodes = new Set<string>(Object.values(ErrorCode));
 
 /** The Error frame answering `requestId` with `err`. */
 export function encodeErrorFrame(requestId: number, err: FlotillaError): Uint8Array {
+  return encodeClientFrame(ClientFrameKind.Error, requestId, encodeErrorBody(err));
+}
+
+/** The body of an Error frame (or Batch item) carrying `err`. */
+export function encodeErrorBody(err: FlotillaError): Uint8Array {
   const details: Record<string, unknown> = {};
   const d = err.details;
   if (typeof d.leaderHint === 'number') details.leaderHint = d.leaderHint;
   if (d.outcome !== undefined) details.outcome = d.outcome;
   if (typeof d.reason === 'string') details.reason = d.reason;
   if (typeof d.group === 'number') details.group = d.group;
-  return encodePackedFrame(ClientFrameKind.Error, requestId, {
-    code: err.code,
-    message: err.message,
-    details,
-  });
+  return wirePackr.pack({ code: err.code, message: err.message, details });
 }
 
 /** The FlotillaError an Error frame carries; throws PROTOCOL when it is malformed. */
@@ -565,9 +646,14 @@ export function requestArray(req: ClientRequest): unknown[] {
   }
 }
 
+/** The body of a Request frame (or Batch item) carrying `req`. */
+export function encodeRequestBody(req: ClientRequest): Uint8Array {
+  return wirePackr.pack(requestArray(req));
+}
+
 /** The Request frame of `req`. */
 export function encodeRequestFrame(requestId: number, req: ClientRequest): Uint8Array {
-  return encodePackedFrame(ClientFrameKind.Request, requestId, requestArray(req));
+  return encodeClientFrame(ClientFrameKind.Request, requestId, encodeRequestBody(req));
 }
 
 function boundField(v: unknown): Uint8Array | undefined {

@@ -134,6 +134,11 @@ export const hostAppendsInFlightMax = 2;
  */
 export const hostApplyEntriesPerTurnMax = 512;
 /**
+ * Most reads of one group waiting at once on a node (queued for the group's next ReadIndex or
+ * waiting for its answer); beyond it a read gets BUSY.
+ */
+export const hostReadsWaitingMax = 16_384;
+/**
  * How long `NodeHost.transferLeader` waits to see the target lead, in milliseconds (the Raft
  * core itself abandons a transfer after one election timeout).
  */
@@ -207,6 +212,7 @@ assert(
 
 assert(hostAppendsInFlightMax >= 1, 'a host keeps at least one append in flight');
 assert(hostApplyEntriesPerTurnMax >= 1, 'a host applies at least one entry per turn');
+assert(hostReadsWaitingMax >= 1, 'a host lets at least one read wait per group');
 
 // ==== Transport (engine/transport) ==============================================================
 //

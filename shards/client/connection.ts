@@ -63,6 +63,8 @@ export interface DialOptions {
 
 interface Pending {
   resolve(value: unknown): void;
+  /** Turns the answer's body into the value resolved. */
+  decode(body: Uint8Array): unknown;
   reject(err: FlotillaError): void;
   /** Date.now() after which the request fails with TIMEOUT. */
   deadline: number;
@@ -136,11 +138,16 @@ export class ClientConnection {
   }
 
   /**
-   * Sends `req`; resolves with the decoded response body. Rejects with the node's error, with
+   * Sends `req`; resolves with the response body as `decode` reads it (by default, the
+   * MessagePack value). Rejects with the node's error, with
    * BUSY when too many requests are in flight, with TIMEOUT (outcome unknown) after
    * `timeoutMs`, or with UNAVAILABLE when the connection fails.
    */
-  request(req: ClientRequest, timeoutMs: number): Promise<unknown> {
+  request<T = unknown>(
+    req: ClientRequest,
+    timeoutMs: number,
+    decode: (body: Uint8Array) => T = unpackBody as (body: Uint8Array) => T,
+  ): Promise<T> {
     if (this.closedError !== undefined) {
       return Promise.reject(unavailable(this.closedError.message, 'not-applied'));
     }
@@ -152,8 +159,13 @@ export class ClientConnection {
     const id = this.allocateId();
     const body = encodeRequestBody(req);
     const deadline = Date.now() + timeoutMs;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, deadline });
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, {
+        resolve: resolve as (value: unknown) => void,
+        decode,
+        reject,
+        deadline,
+      });
       if (deadline < this.deadlineTimerAt) this.armDeadlines(deadline);
       this.writer.add(ClientFrameKind.Request, id, body);
     });
@@ -234,7 +246,7 @@ export class ClientConnection {
         this.pending.delete(frame.requestId);
         try {
           if (frame.kind === ClientFrameKind.Error) p.reject(decodeErrorBody(frame.body));
-          else p.resolve(unpackBody(frame.body));
+          else p.resolve(p.decode(frame.body));
         } catch (err) {
           // A malformed answer fails its request, then (rethrown) the whole connection.
           if (isFlotillaError(err)) p.reject(err);

@@ -648,6 +648,9 @@ export function requestArray(req: ClientRequest): unknown[] {
 
 /** The body of a Request frame (or Batch item) carrying `req`. */
 export function encodeRequestBody(req: ClientRequest): Uint8Array {
+  if (req.op === RequestOp.Read) {
+    return encodeReadRequestBody(req.shard, req.key, consistencyCode(req.consistency));
+  }
   return wirePackr.pack(requestArray(req));
 }
 
@@ -675,6 +678,8 @@ export function decodeRequest(
   body: Uint8Array,
   limits: { scanEntriesMax: number; changesMax: number },
 ): ClientRequest {
+  const read = fastReadRequest(body);
+  if (read !== null) return read;
   const a = unpackBody(body);
   if (!Array.isArray(a) || a.length === 0) throw protocolError('request is not an array');
   const arity = (n: number) => {
@@ -754,6 +759,158 @@ export function checkClientCommand(v: unknown): Uint8Array {
 }
 
 // ---- Responses ---------------------------------------------------------------------------------
+
+// ---- Reads, the hot path: the same MessagePack bytes, without the generic codec ---------------
+//
+// A read request and its answer are the bulk of a read-heavy load. These functions write and
+// parse exactly the bytes `wirePackr` writes for them (a property test holds them to it), for
+// the common shapes: a shard id and a version below 2^32, keys and byte values below 64 KiB.
+// Anything else goes through the generic codec.
+
+const u16Max = 0xffff;
+
+/** Bytes of the MessagePack unsigned integer `v` < 2^32. */
+function uintBytes(v: number): number {
+  return v < 0x80 ? 1 : v <= 0xff ? 2 : v <= u16Max ? 3 : 5;
+}
+
+/** Writes the MessagePack unsigned integer `v` < 2^32 at `at`; returns the offset after it. */
+function putUint(out: Uint8Array, at: number, v: number): number {
+  if (v < 0x80) {
+    out[at] = v;
+    return at + 1;
+  }
+  if (v <= 0xff) {
+    out[at] = 0xcc;
+    out[at + 1] = v;
+    return at + 2;
+  }
+  if (v <= u16Max) {
+    out[at] = 0xcd;
+    out[at + 1] = v >>> 8;
+    out[at + 2] = v & 0xff;
+    return at + 3;
+  }
+  out[at] = 0xce;
+  out[at + 1] = v >>> 24;
+  out[at + 2] = (v >>> 16) & 0xff;
+  out[at + 3] = (v >>> 8) & 0xff;
+  out[at + 4] = v & 0xff;
+  return at + 5;
+}
+
+/** Writes MessagePack bin `bytes` (< 64 KiB) at `at`; returns the offset after it. */
+function putBin(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  let to = at;
+  if (bytes.length <= 0xff) {
+    out[to++] = 0xc4;
+    out[to++] = bytes.length;
+  } else {
+    out[to++] = 0xc5;
+    out[to++] = bytes.length >>> 8;
+    out[to++] = bytes.length & 0xff;
+  }
+  out.set(bytes, to);
+  return to + bytes.length;
+}
+
+function binBytes(length: number): number {
+  return (length <= 0xff ? 2 : 3) + length;
+}
+
+/** Reads a MessagePack unsigned integer < 2^32 at `at`: [value, next offset], or null. */
+function getUint(b: Uint8Array, at: number): [number, number] | null {
+  const t = b[at];
+  if (t === undefined) return null;
+  if (t < 0x80) return [t, at + 1];
+  if (t === 0xcc && at + 2 <= b.length) return [b[at + 1]!, at + 2];
+  if (t === 0xcd && at + 3 <= b.length) return [(b[at + 1]! << 8) | b[at + 2]!, at + 3];
+  if (t === 0xce && at + 5 <= b.length) {
+    const v = ((b[at + 1]! << 24) | (b[at + 2]! << 16) | (b[at + 3]! << 8) | b[at + 4]!) >>> 0;
+    return [v, at + 5];
+  }
+  return null;
+}
+
+/** Reads MessagePack bin < 64 KiB at `at` as a view: [bytes, next offset], or null. */
+function getBin(b: Uint8Array, at: number): [Uint8Array, number] | null {
+  const t = b[at];
+  let length: number;
+  let start: number;
+  if (t === 0xc4 && at + 2 <= b.length) {
+    length = b[at + 1]!;
+    start = at + 2;
+  } else if (t === 0xc5 && at + 3 <= b.length) {
+    length = (b[at + 1]! << 8) | b[at + 2]!;
+    start = at + 3;
+  } else return null;
+  if (start + length > b.length) return null;
+  return [b.subarray(start, start + length), start + length];
+}
+
+/** The body of a Read request: `wirePackr.pack([3, shard, key, code])`, built directly. */
+export function encodeReadRequestBody(shard: number, key: Uint8Array, code: number): Uint8Array {
+  if (shard > u32Max || key.length > u16Max) {
+    return wirePackr.pack([RequestOp.Read, shard, key, code]);
+  }
+  const out = Buffer.allocUnsafe(3 + uintBytes(shard) + binBytes(key.length));
+  out[0] = 0x94;
+  out[1] = RequestOp.Read;
+  const at = putBin(out, putUint(out, 2, shard), key);
+  out[at] = code;
+  return out;
+}
+
+/**
+ * A Read request parsed without the generic codec, or null when the body is not in the common
+ * shape (decodeRequest then parses it the general way). The key is a view into `body`: the
+ * received chunk it points into is not reused by the socket.
+ */
+function fastReadRequest(body: Uint8Array): ClientRequest | null {
+  if (body[0] !== 0x94 || body[1] !== RequestOp.Read) return null;
+  const shard = getUint(body, 2);
+  if (shard === null) return null;
+  const key = getBin(body, shard[1]);
+  if (key === null || key[1] !== body.length - 1) return null;
+  const code = body[key[1]]!;
+  const consistency = consistencyCodes[code];
+  if (consistency === undefined) return null;
+  return {
+    op: RequestOp.Read,
+    shard: shardField(shard[0]),
+    key: keyField(key[0]),
+    consistency,
+  };
+}
+
+/** The body answering a read: `wirePackr.pack(readResultToWire(stored))`, built directly. */
+export function readResultBody(stored: StoredValue | undefined): Uint8Array {
+  if (stored === undefined) return Uint8Array.of(0xc0);
+  const { value, version } = stored;
+  if (!(value instanceof Uint8Array) || value.length > u16Max || version > u32Max) {
+    return wirePackr.pack(readResultToWire(stored));
+  }
+  const out = Buffer.allocUnsafe(1 + binBytes(value.length) + uintBytes(version));
+  out[0] = 0x92;
+  putUint(out, putBin(out, 1, value), version);
+  return out;
+}
+
+/**
+ * A read's result from its answer's body; throws PROTOCOL. Byte values are copied out of the
+ * body, so that they do not pin the socket's buffers.
+ */
+export function readResultFromBody(body: Uint8Array): StoredValue | undefined {
+  if (body.length === 1 && body[0] === 0xc0) return undefined;
+  if (body[0] === 0x92) {
+    const value = getBin(body, 1);
+    const version = value === null ? null : getUint(body, value[1]);
+    if (value !== null && version !== null && version[1] === body.length) {
+      return { value: Buffer.from(value[0]), version: version[0] };
+    }
+  }
+  return readResultFromWire(unpackBody(body));
+}
 
 /** The wire form of a read's result. */
 export function readResultToWire(stored: StoredValue | undefined): unknown {

@@ -60,7 +60,7 @@ import {
   changesFromWire,
   commandResultFromWire,
   RequestOp,
-  readResultFromWire,
+  readResultFromBody,
   type ScanBounds,
   scanPageFromWire,
   shardMapFromWire,
@@ -588,9 +588,11 @@ export class RemoteAccess implements ShardAccess {
       write: false,
     };
     return this.call(route, Date.now() + this.timeoutMs, (conn, s, timeoutMs) =>
-      conn
-        .request({ op: RequestOp.Read, shard: s, key, consistency }, timeoutMs)
-        .then(readResultFromWire),
+      conn.request(
+        { op: RequestOp.Read, shard: s, key, consistency },
+        timeoutMs,
+        readResultFromBody,
+      ),
     );
   }
 

@@ -58,7 +58,7 @@ import {
   newClientNonce,
   PushType,
   RequestOp,
-  readResultToWire,
+  readResultBody,
   scanPageBody,
   shardMapToWire,
   wirePackr,
@@ -460,9 +460,7 @@ class ServerConnection {
         });
       }
       case RequestOp.Read:
-        return service
-          .read(req.shard, req.key, req.consistency)
-          .then((stored) => wirePackr.pack(readResultToWire(stored)));
+        return service.read(req.shard, req.key, req.consistency).then(readResultBody);
       default:
         return this.serveOther(req);
     }

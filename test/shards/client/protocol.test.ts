@@ -4,7 +4,7 @@ import { FlotillaError, isFlotillaError } from '../../../engine/errors.js';
 import { clientBatchItemsMax, clientProtocolVersion, keyBytesMax } from '../../../engine/limits.js';
 import type { Change } from '../../../engine/state/change-feed.js';
 import { encodeCommand } from '../../../engine/state/commands.js';
-import type { ScanEntry } from '../../../engine/state/kv-state.js';
+import type { ScanEntry, StoredValue } from '../../../engine/state/kv-state.js';
 import { FrameReader } from '../../../engine/transport/frame-reader.js';
 import {
   batchItemHeaderBytes,
@@ -15,6 +15,7 @@ import {
   checkClientCommand,
   clientHandshakeMac,
   commandResultFromWire,
+  consistencyCodes,
   decodeBatchItems,
   decodeClientFrame,
   decodeClientHello,
@@ -26,11 +27,15 @@ import {
   encodeClientHello,
   encodeClientWelcome,
   encodeErrorFrame,
+  encodeReadRequestBody,
   encodeRequestBody,
   encodeRequestFrame,
   newClientNonce,
   RequestOp,
+  readResultBody,
+  readResultFromBody,
   readResultFromWire,
+  readResultToWire,
   scanPageBody,
   scanPageFromWire,
   shardMapFromWire,
@@ -212,6 +217,59 @@ describe('batch frames', () => {
     expect(outcome(() => batch(2, items(2, ClientFrameKind.Request, 3, 1)))).toBe('PROTOCOL');
     const many = clientBatchItemsMax + 1;
     expect(outcome(() => batch(many, items(many, ClientFrameKind.Request, 3)))).toBe('PROTOCOL');
+  });
+});
+
+describe('reads on the hot path', () => {
+  const shard = fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 0xffffffff }));
+  const key = fc.oneof(
+    fc.uint8Array({ minLength: 1, maxLength: 40 }),
+    fc.uint8Array({ minLength: 250, maxLength: keyBytesMax }),
+  );
+
+  it('write a read request byte for byte as the generic codec does, and parse it back', () => {
+    fc.assert(
+      fc.property(shard, key, fc.integer({ min: 0, max: 2 }), (s, k, code) => {
+        const fast = encodeReadRequestBody(s, k, code);
+        expect(Buffer.from(fast)).toEqual(
+          Buffer.from(wirePackr.pack([RequestOp.Read, s, k, code])),
+        );
+        const back = decodeRequest(fast, limits);
+        expect(plain(back)).toEqual(
+          plain({ op: RequestOp.Read, shard: s, key: k, consistency: consistencyCodes[code] }),
+        );
+      }),
+    );
+  });
+
+  it('write a read result byte for byte as the generic codec does, and parse it back', () => {
+    const value = fc.oneof(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.uint8Array({ minLength: 60_000, maxLength: 70_000 }),
+      fc.string(),
+      fc.integer(),
+      fc.constant(null),
+    );
+    const version = fc.oneof(
+      fc.integer({ min: 0, max: 300 }),
+      fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    );
+    const stored = fc.option(fc.record({ value, version }), { nil: undefined });
+    fc.assert(
+      fc.property(stored, (st) => {
+        const body = readResultBody(st as StoredValue | undefined);
+        const generic = wirePackr.pack(readResultToWire(st as StoredValue | undefined));
+        expect(Buffer.from(body)).toEqual(Buffer.from(generic));
+        expect(plain(readResultFromBody(body))).toEqual(plain(st));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuse a malformed read result with PROTOCOL', () => {
+    for (const bad of [Uint8Array.of(0x92, 0xc4, 5, 1), Uint8Array.of(0x91, 1), Uint8Array.of()]) {
+      expect(outcome(() => readResultFromBody(bad))).toBe('PROTOCOL');
+    }
   });
 });
 

@@ -776,7 +776,8 @@ export class NodeHost {
     }
     hosted.reads.set(contextKey(ctx), { deadline, waiters });
     this.waiting.add(hosted);
-    this.markDirty(hosted);
+    // Called from the pump, right before its appendTurn takes the group's Ready.
+    this.dirty.add(hosted);
   }
 
   /**

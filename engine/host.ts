@@ -37,6 +37,7 @@ import {
   hostAppendsInFlightMax,
   hostApplyEntriesPerTurnMax,
   hostCheckpointMs,
+  hostReadsWaitingMax,
   leaderTransferTimeoutMs,
   proposalsPendingMax,
   proposalTimeoutMs,
@@ -155,19 +156,31 @@ interface PendingProposal {
 }
 
 interface PendingRead {
-  deadline: number;
   resolve: () => void;
   reject: (err: FlotillaError) => void;
+}
+
+/** The reads of one group that share one ReadIndex request (one Raft read context). */
+interface ReadTicket {
+  deadline: number;
+  waiters: PendingRead[];
 }
 
 /** The host's view of one group. */
 class HostedGroup implements SnapshotGroup {
   /** Proposals accepted by this node's RaftNode, by log index. */
   readonly proposals = new Map<number, PendingProposal>();
-  /** Reads waiting for a ReadState, by context. */
-  readonly reads = new Map<string, PendingRead>();
+  /**
+   * Reads that arrived since the group's last ReadIndex request, by mode: the pump hands each
+   * batch to Raft as ONE request, so that every read of a turn shares one confirmation round.
+   */
+  readonly readQueue: { safe: PendingRead[]; lease: PendingRead[] } = { safe: [], lease: [] };
+  /** ReadIndex requests waiting for their ReadState, by context sequence. */
+  readonly reads = new Map<number, ReadTicket>();
   /** Confirmed reads waiting for `applied` to reach their index. Ascending by index. */
-  readonly readyReads: { index: number; read: PendingRead }[] = [];
+  readonly readyReads: { index: number; read: ReadTicket }[] = [];
+  /** Reads of this group in readQueue, reads and readyReads (at most hostReadsWaitingMax). */
+  readWaiters = 0;
   /** Whether a Ready of this group is being persisted (advance not yet called). */
   inFlight = false;
   /**
@@ -296,6 +309,7 @@ function refusalError(group: GroupId, r: Refusal): FlotillaError {
 
 let readSequence = 0;
 
+/** A fresh read context: a process-wide sequence number, as 8 bytes (see contextKey). */
 function readContext(): Uint8Array {
   readSequence++;
   const ctx = new Uint8Array(8);
@@ -303,8 +317,10 @@ function readContext(): Uint8Array {
   return ctx;
 }
 
-function contextKey(ctx: Uint8Array): string {
-  return Buffer.from(ctx.buffer, ctx.byteOffset, ctx.byteLength).toString('latin1');
+/** The sequence number a read context carries; -1 for a context the host did not make. */
+function contextKey(ctx: Uint8Array): number {
+  if (ctx.byteLength !== 8) return -1;
+  return new DataView(ctx.buffer, ctx.byteOffset, 8).getFloat64(0, true);
 }
 
 /** The loop that drives every group of one node; see the module comment. */
@@ -321,6 +337,8 @@ export class NodeHost {
   private readonly dirty = new Set<HostedGroup>();
   /** Groups with proposals or reads waiting, swept for deadlines on every tick. */
   private readonly waiting = new Set<HostedGroup>();
+  /** Groups with reads queued for their next ReadIndex request (see requestReads). */
+  private readonly readsQueued = new Set<HostedGroup>();
   private pumpScheduled = false;
   /** Log appends handed to the log and not yet durable (at most hostAppendsInFlightMax). */
   private appendsInFlight = 0;
@@ -710,18 +728,56 @@ export class NodeHost {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(closedError());
     const hosted = this.groupOf(group);
+    if (hosted.readWaiters >= hostReadsWaitingMax) {
+      const busy: Refusal = {
+        ok: false,
+        reason: 'too-many-reads',
+        leaderHint: hosted.raft.leader(),
+      };
+      return Promise.reject(refusalError(group, busy));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const queue = mode === 'lease' ? hosted.readQueue.lease : hosted.readQueue.safe;
+      queue.push({ resolve, reject });
+      hosted.readWaiters++;
+      this.readsQueued.add(hosted);
+      this.schedulePump();
+    });
+  }
+
+  /**
+   * Hands each group's queued reads to Raft, one ReadIndex request per group and mode: the
+   * index Raft confirms for it is at least the commit index when the request is made, after
+   * every read in the batch arrived, so it serves all of them (Raft thesis §6.4).
+   */
+  private requestReads(): void {
+    const deadline = this.scheduler.now() + readTimeoutMs;
+    for (const hosted of this.readsQueued) {
+      const { safe, lease } = hosted.readQueue;
+      if (safe.length > 0) this.requestRead(hosted, 'safe', safe.splice(0), deadline);
+      if (lease.length > 0) this.requestRead(hosted, 'lease', lease.splice(0), deadline);
+    }
+    this.readsQueued.clear();
+  }
+
+  private requestRead(
+    hosted: HostedGroup,
+    mode: ReadOnlyOption,
+    waiters: PendingRead[],
+    deadline: number,
+  ): void {
     const ctx = readContext();
     const accepted = hosted.raft.readIndex(ctx, mode);
-    if (!accepted.ok) return Promise.reject(refusalError(group, accepted));
-    return new Promise<void>((resolve, reject) => {
-      hosted.reads.set(contextKey(ctx), {
-        deadline: this.scheduler.now() + readTimeoutMs,
-        resolve,
-        reject,
-      });
-      this.waiting.add(hosted);
-      this.markDirty(hosted);
-    });
+    if (!accepted.ok) {
+      hosted.readWaiters -= waiters.length;
+      const err = refusalError(hosted.id, accepted);
+      for (const w of waiters) w.reject(err);
+      return;
+    }
+    hosted.reads.set(contextKey(ctx), { deadline, waiters });
+    this.waiting.add(hosted);
+    // Called from the pump, right before its appendTurn takes the group's Ready.
+    this.dirty.add(hosted);
   }
 
   /**
@@ -806,7 +862,7 @@ export class NodeHost {
       for (const [key, r] of hosted.reads) {
         if (r.deadline > now) continue;
         hosted.reads.delete(key);
-        r.reject(readTimeoutError(hosted.id));
+        this.rejectReads(hosted, r, readTimeoutError(hosted.id));
       }
       if (
         hosted.proposals.size === 0 &&
@@ -822,6 +878,7 @@ export class NodeHost {
   private pump(): void {
     this.pumpScheduled = false;
     if (this.closed || this.failure !== undefined) return;
+    if (this.readsQueued.size > 0) this.requestReads();
     if (this.mayAppend()) this.appendTurn();
     this.applyTurn();
   }
@@ -1052,9 +1109,10 @@ export class NodeHost {
   /** Serves a Ready's reads and advances it; `redo` marks the group for another turn. */
   private finishReady(hosted: HostedGroup, rd: Ready, redo: boolean): void {
     for (const rs of rd.readStates) {
-      const read = hosted.reads.get(contextKey(rs.context));
+      const key = contextKey(rs.context);
+      const read = hosted.reads.get(key);
       if (read === undefined) continue;
-      hosted.reads.delete(contextKey(rs.context));
+      hosted.reads.delete(key);
       hosted.readyReads.push({ index: rs.index, read });
     }
     this.serveReads(hosted);
@@ -1073,7 +1131,9 @@ export class NodeHost {
       const read = hosted.reads.get(key);
       if (read === undefined) continue;
       hosted.reads.delete(key);
-      read.reject(
+      this.rejectReads(
+        hosted,
+        read,
         new FlotillaError('NOT_LEADER', `shard ${hosted.id}: read dropped (${d.reason}); retry`, {
           leaderHint: hosted.raft.leader(),
           group: hosted.id,
@@ -1136,14 +1196,22 @@ export class NodeHost {
     return c.voters.length === 1 && c.voters[0] === this.nodeId && c.votersOutgoing.length === 0;
   }
 
+  /** Resolves, in one pass, every confirmed read whose index the group has applied. */
   private serveReads(hosted: HostedGroup): void {
     const waiting = hosted.readyReads;
     let served = 0;
     while (served < waiting.length && waiting[served]!.index <= hosted.applied) {
-      waiting[served]!.read.resolve();
+      const { waiters } = waiting[served]!.read;
+      hosted.readWaiters -= waiters.length;
+      for (const w of waiters) w.resolve();
       served++;
     }
     if (served > 0) waiting.splice(0, served);
+  }
+
+  private rejectReads(hosted: HostedGroup, ticket: ReadTicket, err: FlotillaError): void {
+    hosted.readWaiters -= ticket.waiters.length;
+    for (const w of ticket.waiters) w.reject(err);
   }
 
   private failDropped(hosted: HostedGroup, dropped: readonly DroppedProposals[]): void {
@@ -1235,10 +1303,17 @@ export class NodeHost {
     for (const p of hosted.proposals.values()) p.reject(unknown);
     this.pendingCount -= hosted.proposals.size;
     hosted.proposals.clear();
-    for (const r of hosted.reads.values()) r.reject(err);
+    for (const r of hosted.reads.values()) this.rejectReads(hosted, r, err);
     hosted.reads.clear();
-    for (const { read } of hosted.readyReads) read.reject(err);
+    for (const { read } of hosted.readyReads) this.rejectReads(hosted, read, err);
     hosted.readyReads.length = 0;
+    const { safe, lease } = hosted.readQueue;
+    this.rejectReads(
+      hosted,
+      { deadline: 0, waiters: [...safe.splice(0), ...lease.splice(0)] },
+      err,
+    );
+    this.readsQueued.delete(hosted);
     hosted.transfer?.done(err);
     // Waiters go on and meet the error at their next call.
     for (const wake of hosted.leaderWaiters.splice(0)) wake();

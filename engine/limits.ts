@@ -134,6 +134,11 @@ export const hostAppendsInFlightMax = 2;
  */
 export const hostApplyEntriesPerTurnMax = 512;
 /**
+ * Most reads of one group waiting at once on a node (queued for the group's next ReadIndex or
+ * waiting for its answer); beyond it a read gets BUSY.
+ */
+export const hostReadsWaitingMax = 16_384;
+/**
  * How long `NodeHost.transferLeader` waits to see the target lead, in milliseconds (the Raft
  * core itself abandons a transfer after one election timeout).
  */
@@ -207,6 +212,7 @@ assert(
 
 assert(hostAppendsInFlightMax >= 1, 'a host keeps at least one append in flight');
 assert(hostApplyEntriesPerTurnMax >= 1, 'a host applies at least one entry per turn');
+assert(hostReadsWaitingMax >= 1, 'a host lets at least one read wait per group');
 
 // ==== Transport (engine/transport) ==============================================================
 //
@@ -379,13 +385,15 @@ assert(kernelWindowBytes % 16 === 0, 'kernel windows are multiples of 16 bytes')
 // ---- Hard: client wire format ------------------------------------------------------------------
 
 /** Version of the client protocol, exchanged and checked in the handshake. HARD (wire). */
-export const clientProtocolVersion = 1;
+export const clientProtocolVersion = 2;
 /** First four bytes of every client handshake body ("FLTC", big-endian). HARD (wire). */
 export const clientMagic = 0x464c5443;
 /** Largest client frame, header included, after the handshake. HARD (wire). */
 export const clientFrameBytesMax = 16 * 1024 * 1024;
 /** Largest client frame before the handshake completes. HARD (wire). */
 export const clientHandshakeFrameBytesMax = 512;
+/** Most items in one Batch frame; a receiver refuses more. HARD (wire). */
+export const clientBatchItemsMax = 512;
 
 // ---- Soft: client server (a node serving clients) ----------------------------------------------
 
@@ -400,6 +408,13 @@ export const clientRequestsInFlightMax = 1024;
 export const clientSendBufferBytesMax = 8 * 1024 * 1024;
 /** A scan page or change-feed response is cut (at an entry boundary) once it reaches this. */
 export const clientResponseBytesTarget = 4 * 1024 * 1024;
+/**
+ * A sender closes a Batch frame once its items reach this many bytes, so that one frame of a
+ * turn's requests or answers stays small next to clientFrameBytesMax.
+ */
+export const clientBatchBytesTarget = 256 * 1024;
+/** A request or answer body beyond this travels in a frame of its own, never in a Batch. */
+export const clientBatchItemBytesMax = 64 * 1024;
 /** A client connection that has not completed the handshake within this is closed. */
 export const clientHandshakeTimeoutMs = 5_000;
 /** Milliseconds between a client's keepalive pings on an idle connection. */
@@ -441,6 +456,12 @@ export const clientEndpointsMax = 256;
 assert(
   clientRetryBackoffMinMs <= clientLeaderPollMsMax,
   'the leader poll cap is not below the first retry delay',
+);
+
+assert(
+  clientBatchBytesTarget + clientBatchItemBytesMax + clientBatchItemsMax * 9 + 16 <=
+    clientFrameBytesMax,
+  'a Batch frame closed at its byte target fits in one client frame',
 );
 
 /** Bytes a client frame may need beyond its largest payload (header, msgpack framing, fields). */

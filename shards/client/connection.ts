@@ -20,18 +20,19 @@ import {
 } from '../../engine/limits.js';
 import { FrameReader } from '../../engine/transport/frame-reader.js';
 import { protocolError } from '../../engine/transport/wire.js';
-import { CorkedWriter } from './corked-writer.js';
+import { FrameBatcher } from './frame-batcher.js';
 import {
   type ClientFrame,
   ClientFrameKind,
   type ClientRequest,
   clientHandshakeMac,
+  decodeBatchItems,
   decodeClientFrame,
   decodeClientWelcome,
   decodeErrorBody,
   encodeClientFrame,
   encodeClientHello,
-  encodeRequestFrame,
+  encodeRequestBody,
   isU32,
   macMatches,
   newClientNonce,
@@ -62,6 +63,8 @@ export interface DialOptions {
 
 interface Pending {
   resolve(value: unknown): void;
+  /** Turns the answer's body into the value resolved. */
+  decode(body: Uint8Array): unknown;
   reject(err: FlotillaError): void;
   /** Date.now() after which the request fails with TIMEOUT. */
   deadline: number;
@@ -78,7 +81,7 @@ export class ClientConnection {
   private readonly closeListeners = new Set<(err: FlotillaError) => void>();
   private lastReceiveMs = Date.now();
   private readonly keepalive: NodeJS.Timeout;
-  private readonly writer: CorkedWriter;
+  private readonly writer: FrameBatcher;
   /**
    * One timer for every request's deadline, armed for the earliest (a timer per request cost
    * as much as the rest of the request's bookkeeping together).
@@ -96,7 +99,7 @@ export class ClientConnection {
     readonly address: string,
   ) {
     reader.setFrameBytesMax(clientFrameBytesMax);
-    this.writer = new CorkedWriter(socket);
+    this.writer = new FrameBatcher(socket);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(unavailable(`connection error: ${err.message}`)));
     socket.on('close', () => this.fail(unavailable('the node closed the connection')));
@@ -135,11 +138,16 @@ export class ClientConnection {
   }
 
   /**
-   * Sends `req`; resolves with the decoded response body. Rejects with the node's error, with
+   * Sends `req`; resolves with the response body as `decode` reads it (by default, the
+   * MessagePack value). Rejects with the node's error, with
    * BUSY when too many requests are in flight, with TIMEOUT (outcome unknown) after
    * `timeoutMs`, or with UNAVAILABLE when the connection fails.
    */
-  request(req: ClientRequest, timeoutMs: number): Promise<unknown> {
+  request<T = unknown>(
+    req: ClientRequest,
+    timeoutMs: number,
+    decode: (body: Uint8Array) => T = unpackBody as (body: Uint8Array) => T,
+  ): Promise<T> {
     if (this.closedError !== undefined) {
       return Promise.reject(unavailable(this.closedError.message, 'not-applied'));
     }
@@ -149,12 +157,17 @@ export class ClientConnection {
       );
     }
     const id = this.allocateId();
-    const frame = encodeRequestFrame(id, req);
+    const body = encodeRequestBody(req);
     const deadline = Date.now() + timeoutMs;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, deadline });
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, {
+        resolve: resolve as (value: unknown) => void,
+        decode,
+        reject,
+        deadline,
+      });
       if (deadline < this.deadlineTimerAt) this.armDeadlines(deadline);
-      this.writer.write(frame);
+      this.writer.add(ClientFrameKind.Request, id, body);
     });
   }
 
@@ -203,7 +216,7 @@ export class ClientConnection {
       this.fail(unavailable(`node ${this.nodeId} stopped answering (no keepalive)`));
       return;
     }
-    this.writer.write(encodeClientFrame(ClientFrameKind.Ping, 0, emptyBody));
+    this.writer.add(ClientFrameKind.Ping, 0, emptyBody);
   }
 
   private onData(chunk: Buffer): void {
@@ -233,7 +246,7 @@ export class ClientConnection {
         this.pending.delete(frame.requestId);
         try {
           if (frame.kind === ClientFrameKind.Error) p.reject(decodeErrorBody(frame.body));
-          else p.resolve(unpackBody(frame.body));
+          else p.resolve(p.decode(frame.body));
         } catch (err) {
           // A malformed answer fails its request, then (rethrown) the whole connection.
           if (isFlotillaError(err)) p.reject(err);
@@ -243,6 +256,14 @@ export class ClientConnection {
       }
       case ClientFrameKind.Push:
         this.push(unpackBody(frame.body));
+        return;
+      case ClientFrameKind.Batch:
+        for (const item of decodeBatchItems(frame)) {
+          if (item.kind === ClientFrameKind.Request) {
+            throw protocolError('a request from a node');
+          }
+          this.handle(item);
+        }
         return;
       case ClientFrameKind.Ping:
         return;

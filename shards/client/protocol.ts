@@ -28,6 +28,12 @@
  * replayed from another context. A node that refuses sends an Error frame (AUTH_FAILED) and
  * closes. No other frame may arrive before the handshake ends.
  *
+ * Batch (kind 10, after the handshake only): the requests (client → node) or the answers
+ * (node → client) of one event-loop turn in one frame, checked by the frame's one CRC. The
+ * header's request id field holds the item count, 2..`clientBatchItemsMax`; the body is the
+ * items back to back, each: u32 request id, u8 kind (Request, Response or Error), u32 body
+ * length, body. An item means exactly what a frame of its kind, id and body means.
+ *
  * After the handshake, bodies are MessagePack (`wirePackr`):
  *   Request  (client → node): `[op, ...args]` (RequestOp below)
  *   Response (node → client): the op's result
@@ -67,6 +73,7 @@ import {
   isFlotillaError,
 } from '../../engine/errors.js';
 import {
+  clientBatchItemsMax,
   clientMagic,
   clientProtocolVersion,
   clusterIdBytesMax,
@@ -103,11 +110,15 @@ export const ClientFrameKind = {
   Error: 7,
   Push: 8,
   Ping: 9,
+  Batch: 10,
 } as const;
 /** See {@link ClientFrameKind}. */
 export type ClientFrameKind = (typeof ClientFrameKind)[keyof typeof ClientFrameKind];
 
-const frameKindMax = ClientFrameKind.Ping;
+const frameKindMax = ClientFrameKind.Batch;
+
+/** Bytes of a Batch item's header: u32 request id, u8 kind, u32 body length. HARD (wire). */
+export const batchItemHeaderBytes = 9;
 
 /** Request operations. HARD (wire): never renumber, only add. */
 export const RequestOp = {
@@ -190,6 +201,75 @@ export function decodeClientFrame(frame: Uint8Array): ClientFrame {
     requestId: getU32(frame, 12),
     body: frame.subarray(frameHeaderBytes),
   };
+}
+
+/** Whether a frame of `kind` may travel as an item of a Batch frame. */
+export function isBatchable(kind: ClientFrameKind): boolean {
+  return (
+    kind === ClientFrameKind.Request ||
+    kind === ClientFrameKind.Response ||
+    kind === ClientFrameKind.Error
+  );
+}
+
+/**
+ * Encodes items `from` .. `to` - 1 of the parallel lists as one Batch frame: one allocation
+ * and one CRC for all of them.
+ */
+export function encodeBatchFrame(
+  kinds: readonly ClientFrameKind[],
+  ids: readonly number[],
+  bodies: readonly Uint8Array[],
+  from: number,
+  to: number,
+): Uint8Array {
+  const count = to - from;
+  assert(count >= 2 && count <= clientBatchItemsMax, 'a batch holds 2..clientBatchItemsMax');
+  let length = 0;
+  for (let i = from; i < to; i++) length += batchItemHeaderBytes + bodies[i]!.length;
+  const frame = Buffer.allocUnsafe(frameHeaderBytes + length);
+  putU32(frame, 0, length);
+  putU32(frame, 8, ClientFrameKind.Batch);
+  putU32(frame, 12, count);
+  let at = frameHeaderBytes;
+  for (let i = from; i < to; i++) {
+    const kind = kinds[i]!;
+    const body = bodies[i]!;
+    assert(isBatchable(kind), 'only requests and answers travel in a batch');
+    putU32(frame, at, ids[i]!);
+    frame[at + 4] = kind;
+    putU32(frame, at + 5, body.length);
+    frame.set(body, at + batchItemHeaderBytes);
+    at += batchItemHeaderBytes + body.length;
+  }
+  putU32(frame, 4, frameCrc(frame));
+  return frame;
+}
+
+/**
+ * The items of a decoded Batch frame, each as the frame it stands for (bodies are views into
+ * the frame); throws PROTOCOL when the count, a kind or a length is out of bounds.
+ */
+export function decodeBatchItems(batch: ClientFrame): ClientFrame[] {
+  const count = batch.requestId;
+  if (count < 2 || count > clientBatchItemsMax) {
+    throw protocolError(`a batch of ${count} items (2..${clientBatchItemsMax})`);
+  }
+  const body = batch.body;
+  const items: ClientFrame[] = [];
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    if (body.length - at < batchItemHeaderBytes) throw protocolError('batch item header cut');
+    const kind = body[at + 4]! as ClientFrameKind;
+    if (!isBatchable(kind)) throw protocolError(`frame kind ${kind} in a batch`);
+    const length = getU32(body, at + 5);
+    const start = at + batchItemHeaderBytes;
+    if (length > body.length - start) throw protocolError('batch item longer than its frame');
+    items.push({ kind, requestId: getU32(body, at), body: body.subarray(start, start + length) });
+    at = start + length;
+  }
+  if (at !== body.length) throw protocolError('bytes after the last batch item');
+  return items;
 }
 
 /** Encodes a frame whose body is `value` in MessagePack. */
@@ -381,17 +461,18 @@ const knownCodes = new Set<string>(Object.values(ErrorCode));
 
 /** The Error frame answering `requestId` with `err`. */
 export function encodeErrorFrame(requestId: number, err: FlotillaError): Uint8Array {
+  return encodeClientFrame(ClientFrameKind.Error, requestId, encodeErrorBody(err));
+}
+
+/** The body of an Error frame (or Batch item) carrying `err`. */
+export function encodeErrorBody(err: FlotillaError): Uint8Array {
   const details: Record<string, unknown> = {};
   const d = err.details;
   if (typeof d.leaderHint === 'number') details.leaderHint = d.leaderHint;
   if (d.outcome !== undefined) details.outcome = d.outcome;
   if (typeof d.reason === 'string') details.reason = d.reason;
   if (typeof d.group === 'number') details.group = d.group;
-  return encodePackedFrame(ClientFrameKind.Error, requestId, {
-    code: err.code,
-    message: err.message,
-    details,
-  });
+  return wirePackr.pack({ code: err.code, message: err.message, details });
 }
 
 /** The FlotillaError an Error frame carries; throws PROTOCOL when it is malformed. */
@@ -565,9 +646,17 @@ export function requestArray(req: ClientRequest): unknown[] {
   }
 }
 
+/** The body of a Request frame (or Batch item) carrying `req`. */
+export function encodeRequestBody(req: ClientRequest): Uint8Array {
+  if (req.op === RequestOp.Read) {
+    return encodeReadRequestBody(req.shard, req.key, consistencyCode(req.consistency));
+  }
+  return wirePackr.pack(requestArray(req));
+}
+
 /** The Request frame of `req`. */
 export function encodeRequestFrame(requestId: number, req: ClientRequest): Uint8Array {
-  return encodePackedFrame(ClientFrameKind.Request, requestId, requestArray(req));
+  return encodeClientFrame(ClientFrameKind.Request, requestId, encodeRequestBody(req));
 }
 
 function boundField(v: unknown): Uint8Array | undefined {
@@ -589,6 +678,8 @@ export function decodeRequest(
   body: Uint8Array,
   limits: { scanEntriesMax: number; changesMax: number },
 ): ClientRequest {
+  const read = fastReadRequest(body);
+  if (read !== null) return read;
   const a = unpackBody(body);
   if (!Array.isArray(a) || a.length === 0) throw protocolError('request is not an array');
   const arity = (n: number) => {
@@ -668,6 +759,158 @@ export function checkClientCommand(v: unknown): Uint8Array {
 }
 
 // ---- Responses ---------------------------------------------------------------------------------
+
+// ---- Reads, the hot path: the same MessagePack bytes, without the generic codec ---------------
+//
+// A read request and its answer are the bulk of a read-heavy load. These functions write and
+// parse exactly the bytes `wirePackr` writes for them (a property test holds them to it), for
+// the common shapes: a shard id and a version below 2^32, keys and byte values below 64 KiB.
+// Anything else goes through the generic codec.
+
+const u16Max = 0xffff;
+
+/** Bytes of the MessagePack unsigned integer `v` < 2^32. */
+function uintBytes(v: number): number {
+  return v < 0x80 ? 1 : v <= 0xff ? 2 : v <= u16Max ? 3 : 5;
+}
+
+/** Writes the MessagePack unsigned integer `v` < 2^32 at `at`; returns the offset after it. */
+function putUint(out: Uint8Array, at: number, v: number): number {
+  if (v < 0x80) {
+    out[at] = v;
+    return at + 1;
+  }
+  if (v <= 0xff) {
+    out[at] = 0xcc;
+    out[at + 1] = v;
+    return at + 2;
+  }
+  if (v <= u16Max) {
+    out[at] = 0xcd;
+    out[at + 1] = v >>> 8;
+    out[at + 2] = v & 0xff;
+    return at + 3;
+  }
+  out[at] = 0xce;
+  out[at + 1] = v >>> 24;
+  out[at + 2] = (v >>> 16) & 0xff;
+  out[at + 3] = (v >>> 8) & 0xff;
+  out[at + 4] = v & 0xff;
+  return at + 5;
+}
+
+/** Writes MessagePack bin `bytes` (< 64 KiB) at `at`; returns the offset after it. */
+function putBin(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  let to = at;
+  if (bytes.length <= 0xff) {
+    out[to++] = 0xc4;
+    out[to++] = bytes.length;
+  } else {
+    out[to++] = 0xc5;
+    out[to++] = bytes.length >>> 8;
+    out[to++] = bytes.length & 0xff;
+  }
+  out.set(bytes, to);
+  return to + bytes.length;
+}
+
+function binBytes(length: number): number {
+  return (length <= 0xff ? 2 : 3) + length;
+}
+
+/** Reads a MessagePack unsigned integer < 2^32 at `at`: [value, next offset], or null. */
+function getUint(b: Uint8Array, at: number): [number, number] | null {
+  const t = b[at];
+  if (t === undefined) return null;
+  if (t < 0x80) return [t, at + 1];
+  if (t === 0xcc && at + 2 <= b.length) return [b[at + 1]!, at + 2];
+  if (t === 0xcd && at + 3 <= b.length) return [(b[at + 1]! << 8) | b[at + 2]!, at + 3];
+  if (t === 0xce && at + 5 <= b.length) {
+    const v = ((b[at + 1]! << 24) | (b[at + 2]! << 16) | (b[at + 3]! << 8) | b[at + 4]!) >>> 0;
+    return [v, at + 5];
+  }
+  return null;
+}
+
+/** Reads MessagePack bin < 64 KiB at `at` as a view: [bytes, next offset], or null. */
+function getBin(b: Uint8Array, at: number): [Uint8Array, number] | null {
+  const t = b[at];
+  let length: number;
+  let start: number;
+  if (t === 0xc4 && at + 2 <= b.length) {
+    length = b[at + 1]!;
+    start = at + 2;
+  } else if (t === 0xc5 && at + 3 <= b.length) {
+    length = (b[at + 1]! << 8) | b[at + 2]!;
+    start = at + 3;
+  } else return null;
+  if (start + length > b.length) return null;
+  return [b.subarray(start, start + length), start + length];
+}
+
+/** The body of a Read request: `wirePackr.pack([3, shard, key, code])`, built directly. */
+export function encodeReadRequestBody(shard: number, key: Uint8Array, code: number): Uint8Array {
+  if (shard > u32Max || key.length > u16Max) {
+    return wirePackr.pack([RequestOp.Read, shard, key, code]);
+  }
+  const out = Buffer.allocUnsafe(3 + uintBytes(shard) + binBytes(key.length));
+  out[0] = 0x94;
+  out[1] = RequestOp.Read;
+  const at = putBin(out, putUint(out, 2, shard), key);
+  out[at] = code;
+  return out;
+}
+
+/**
+ * A Read request parsed without the generic codec, or null when the body is not in the common
+ * shape (decodeRequest then parses it the general way). The key is a view into `body`: the
+ * received chunk it points into is not reused by the socket.
+ */
+function fastReadRequest(body: Uint8Array): ClientRequest | null {
+  if (body[0] !== 0x94 || body[1] !== RequestOp.Read) return null;
+  const shard = getUint(body, 2);
+  if (shard === null) return null;
+  const key = getBin(body, shard[1]);
+  if (key === null || key[1] !== body.length - 1) return null;
+  const code = body[key[1]]!;
+  const consistency = consistencyCodes[code];
+  if (consistency === undefined) return null;
+  return {
+    op: RequestOp.Read,
+    shard: shardField(shard[0]),
+    key: keyField(key[0]),
+    consistency,
+  };
+}
+
+/** The body answering a read: `wirePackr.pack(readResultToWire(stored))`, built directly. */
+export function readResultBody(stored: StoredValue | undefined): Uint8Array {
+  if (stored === undefined) return Uint8Array.of(0xc0);
+  const { value, version } = stored;
+  if (!(value instanceof Uint8Array) || value.length > u16Max || version > u32Max) {
+    return wirePackr.pack(readResultToWire(stored));
+  }
+  const out = Buffer.allocUnsafe(1 + binBytes(value.length) + uintBytes(version));
+  out[0] = 0x92;
+  putUint(out, putBin(out, 1, value), version);
+  return out;
+}
+
+/**
+ * A read's result from its answer's body; throws PROTOCOL. Byte values are copied out of the
+ * body, so that they do not pin the socket's buffers.
+ */
+export function readResultFromBody(body: Uint8Array): StoredValue | undefined {
+  if (body.length === 1 && body[0] === 0xc0) return undefined;
+  if (body[0] === 0x92) {
+    const value = getBin(body, 1);
+    const version = value === null ? null : getUint(body, value[1]);
+    if (value !== null && version !== null && version[1] === body.length) {
+      return { value: Buffer.from(value[0]), version: version[0] };
+    }
+  }
+  return readResultFromWire(unpackBody(body));
+}
 
 /** The wire form of a read's result. */
 export function readResultToWire(stored: StoredValue | undefined): unknown {

@@ -60,7 +60,7 @@ import {
   changesFromWire,
   commandResultFromWire,
   RequestOp,
-  readResultFromWire,
+  readResultFromBody,
   type ScanBounds,
   scanPageFromWire,
   shardMapFromWire,
@@ -419,15 +419,41 @@ export class RemoteAccess implements ShardAccess {
    * Runs `attempt` against the node that should serve `route`, retrying per the module comment
    * until it succeeds, fails with an answer, or the deadline passes.
    */
-  private async call<T>(
+  private call<T>(
     route: Route,
     deadline: number,
     attempt: (conn: ClientConnection, shard: number, timeoutMs: number) => Promise<T>,
+  ): Promise<T> {
+    // The hot path: the believed leader is connected. One try, and no retry state unless it
+    // fails (then `retrying` carries on as if it had made that try itself).
+    const node = route.mode === 'leader' ? this.leaders.get(route.shard) : undefined;
+    const conn = node === undefined ? undefined : this.openConnection(node);
+    if (conn === undefined || node === undefined) return this.retrying(route, deadline, attempt);
+    return attempt(conn, route.shard, Math.max(1, deadline - Date.now())).catch((err: unknown) =>
+      this.retrying(route, deadline, attempt, { node, err }),
+    );
+  }
+
+  /** `call` with retries; `first` is a try that already failed. */
+  private async retrying<T>(
+    route: Route,
+    deadline: number,
+    attempt: (conn: ClientConnection, shard: number, timeoutMs: number) => Promise<T>,
+    first?: { node: number; err: unknown },
   ): Promise<T> {
     const backoff = new Backoff(clientRetryBackoffMinMs, clientRetryBackoffMaxMs, this.random);
     const tried = new Set<number>();
     let maybeApplied = false;
     let last: FlotillaError | undefined;
+    if (first !== undefined) {
+      const { node, err } = first;
+      if (!isFlotillaError(err) || !retriedCodes.has(err.code)) throw err;
+      this.checkOpen();
+      tried.add(node);
+      last = err;
+      maybeApplied = this.mayHaveApplied(route, err);
+      await this.recover(route, node, err, tried, backoff, deadline, maybeApplied);
+    }
     for (;;) {
       this.checkOpen();
       if (Date.now() >= deadline) throw deadlineError(route, maybeApplied, last, this.timeoutMs);
@@ -450,12 +476,15 @@ export class RemoteAccess implements ShardAccess {
         if (!isFlotillaError(err) || !retriedCodes.has(err.code)) throw err;
         this.checkOpen();
         last = err;
-        if (route.write && !refusedCodes.has(err.code) && err.details.outcome !== 'not-applied') {
-          maybeApplied = true;
-        }
+        if (this.mayHaveApplied(route, err)) maybeApplied = true;
         await this.recover(route, node, err, tried, backoff, deadline, maybeApplied);
       }
     }
+  }
+
+  /** Whether a failed try of `route` may have been applied nonetheless. */
+  private mayHaveApplied(route: Route, err: FlotillaError): boolean {
+    return route.write && !refusedCodes.has(err.code) && err.details.outcome !== 'not-applied';
   }
 
   /** Adjusts routing after a try of `route` on `node` failed with `err`. */
@@ -559,9 +588,11 @@ export class RemoteAccess implements ShardAccess {
       write: false,
     };
     return this.call(route, Date.now() + this.timeoutMs, (conn, s, timeoutMs) =>
-      conn
-        .request({ op: RequestOp.Read, shard: s, key, consistency }, timeoutMs)
-        .then(readResultFromWire),
+      conn.request(
+        { op: RequestOp.Read, shard: s, key, consistency },
+        timeoutMs,
+        readResultFromBody,
+      ),
     );
   }
 

@@ -36,7 +36,7 @@ import { defaultLogger, type Logger } from '../../engine/transport/transport.js'
 import { parseAddress } from '../cluster-config.js';
 import type { NodeService } from '../node-service.js';
 import { scanPageEntries } from '../store-api.js';
-import { CorkedWriter } from './corked-writer.js';
+import { FrameBatcher } from './frame-batcher.js';
 import {
   asWireError,
   type ClientFrame,
@@ -45,19 +45,20 @@ import {
   type ClientTranscript,
   changesBody,
   clientHandshakeMac,
+  decodeBatchItems,
   decodeClientFrame,
   decodeClientHello,
   decodeClientProof,
   decodeRequest,
   encodeClientFrame,
   encodeClientWelcome,
+  encodeErrorBody,
   encodeErrorFrame,
-  encodePackedFrame,
   macMatches,
   newClientNonce,
   PushType,
   RequestOp,
-  readResultToWire,
+  readResultBody,
   scanPageBody,
   shardMapToWire,
   wirePackr,
@@ -150,13 +151,15 @@ const flushLingerMs = 1_000;
 
 const pageLimits = { scanEntriesMax: scanPageEntries, changesMax: changesReadMax };
 
+const emptyBody = new Uint8Array(0);
+
 /** One client connection, from the node's side. */
 class ServerConnection {
   readonly openedMs = Date.now();
   lastReceiveMs = this.openedMs;
   phase: Phase = 'await-hello';
   private readonly reader = new FrameReader(clientHandshakeFrameBytesMax);
-  private readonly writer: CorkedWriter;
+  private readonly writer: FrameBatcher;
   private readonly nonce = newClientNonce();
   private transcript: ClientTranscript | undefined;
   private inFlight = 0;
@@ -174,7 +177,7 @@ class ServerConnection {
     private readonly host: ConnectionHost,
   ) {
     this.remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    this.writer = new CorkedWriter(socket);
+    this.writer = new FrameBatcher(socket, () => this.checkSendBuffer());
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => this.onDrain());
@@ -190,6 +193,7 @@ class ServerConnection {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     if (flush) {
+      this.writer.flush();
       this.socket.end();
       setTimeout(() => this.socket.destroy(), flushLingerMs).unref();
     } else {
@@ -215,14 +219,32 @@ class ServerConnection {
       if (this.blocked || !this.watching || this.phase !== 'open') return;
       const shards = [...this.changed];
       this.changed.clear();
-      this.send(encodePackedFrame(ClientFrameKind.Push, 0, [PushType.ShardsChanged, shards]));
+      this.send(ClientFrameKind.Push, 0, wirePackr.pack([PushType.ShardsChanged, shards]));
     });
   }
 
-  private send(frame: Uint8Array): void {
+  /** Queues a frame for the end of this turn (see FrameBatcher). */
+  private send(kind: ClientFrameKind, requestId: number, body: Uint8Array): void {
     if (this.phase === 'closed') return;
-    this.writer.write(frame);
-    if (this.socket.writableLength > this.host.tuning.sendBufferBytesMax) this.blocked = true;
+    this.writer.add(kind, requestId, body);
+    if (this.writer.pendingBytes > this.host.tuning.sendBufferBytesMax) this.blocked = true;
+  }
+
+  /** Writes a whole frame now, after anything queued (handshake frames, a refusal). */
+  private sendFrame(frame: Uint8Array): void {
+    if (this.phase === 'closed') return;
+    this.writer.flush();
+    this.socket.write(frame);
+  }
+
+  /**
+   * After a turn's write: a connection blocked only by answers that were still queued here
+   * resumes now, since the socket will not report a 'drain' for bytes it never refused.
+   */
+  private checkSendBuffer(): void {
+    if (this.blocked && this.socket.writableLength <= this.host.tuning.sendBufferBytesMax) {
+      if (!this.socket.writableNeedDrain) this.onDrain();
+    }
   }
 
   private onDrain(): void {
@@ -248,7 +270,7 @@ class ServerConnection {
         this.socket.pause();
         return;
       }
-      if (started++ >= requestsPerTurnMax) {
+      if (started >= requestsPerTurnMax) {
         // Let the answers of this burst be written before starting more, so that the send
         // buffer check above sees them.
         this.socket.pause();
@@ -272,6 +294,7 @@ class ServerConnection {
         this.fail(err);
         return;
       }
+      started += frame.kind === ClientFrameKind.Batch ? frame.requestId : 1;
       this.handle(frame);
     }
   }
@@ -285,8 +308,9 @@ class ServerConnection {
   private handle(frame: ClientFrame): void {
     if (this.phase === 'open') {
       if (frame.kind === ClientFrameKind.Request) this.request(frame);
+      else if (frame.kind === ClientFrameKind.Batch) this.batch(frame);
       else if (frame.kind === ClientFrameKind.Ping) {
-        this.send(encodeClientFrame(ClientFrameKind.Ping, 0, new Uint8Array(0)));
+        this.send(ClientFrameKind.Ping, 0, emptyBody);
       } else this.close(`unexpected frame kind ${frame.kind} from a client`, 'warn');
     } else if (frame.kind === ClientFrameKind.Hello && this.phase === 'await-hello') {
       this.onHello(frame.body);
@@ -297,9 +321,28 @@ class ServerConnection {
     }
   }
 
+  /** Starts every request of a Batch frame, in order. */
+  private batch(frame: ClientFrame): void {
+    let items: ClientFrame[];
+    try {
+      items = decodeBatchItems(frame);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    for (const item of items) {
+      if (this.phase === 'closed') return;
+      if (item.kind !== ClientFrameKind.Request) {
+        this.close(`frame kind ${item.kind} in a client's batch`, 'warn');
+        return;
+      }
+      this.request(item);
+    }
+  }
+
   /** Refuses the client: an AUTH_FAILED answer it can show, then the end of the connection. */
   private refuse(reason: string, told: string): void {
-    this.send(encodeErrorFrame(0, new FlotillaError('AUTH_FAILED', told)));
+    this.sendFrame(encodeErrorFrame(0, new FlotillaError('AUTH_FAILED', told)));
     this.close(`refused: ${reason}`, 'warn', true);
   }
 
@@ -323,7 +366,7 @@ class ServerConnection {
     this.transcript = { nodeId, clusterId: own, clientNonce: hello.nonce, nodeNonce: this.nonce };
     this.phase = 'await-proof';
     const mac = clientHandshakeMac(this.host.secret, 'node', this.transcript);
-    this.send(
+    this.sendFrame(
       encodeClientWelcome({
         version: clientProtocolVersion,
         nodeId,
@@ -350,7 +393,7 @@ class ServerConnection {
     this.phase = 'open';
     this.transcript = undefined;
     this.reader.setFrameBytesMax(clientFrameBytesMax);
-    this.send(encodeClientFrame(ClientFrameKind.Ready, 0, new Uint8Array(0)));
+    this.sendFrame(encodeClientFrame(ClientFrameKind.Ready, 0, emptyBody));
   }
 
   private request(frame: ClientFrame): void {
@@ -360,7 +403,7 @@ class ServerConnection {
       req = decodeRequest(frame.body, pageLimits);
     } catch (err) {
       if (isFlotillaError(err, 'PROTOCOL')) this.fail(err);
-      else this.send(encodeErrorFrame(id, asWireError(err)));
+      else this.send(ClientFrameKind.Error, id, encodeErrorBody(asWireError(err)));
       return;
     }
     if (this.inFlight >= this.host.tuning.requestsInFlightMax) {
@@ -368,7 +411,7 @@ class ServerConnection {
         'BUSY',
         `${this.inFlight} requests of this connection are in flight; back off and retry`,
       );
-      this.send(encodeErrorFrame(id, busy));
+      this.send(ClientFrameKind.Error, id, encodeErrorBody(busy));
       return;
     }
     this.inFlight++;
@@ -388,7 +431,7 @@ class ServerConnection {
   private answered(id: number, body: Uint8Array | 'close'): void {
     this.inFlight--;
     if (body === 'close') this.close('fault injection: connection closed after a propose');
-    else this.send(encodeClientFrame(ClientFrameKind.Response, id, body));
+    else this.send(ClientFrameKind.Response, id, body);
   }
 
   private refused(id: number, err: unknown): void {
@@ -396,7 +439,7 @@ class ServerConnection {
     if (!isFlotillaError(err)) {
       this.host.logger('error', 'serving a client request failed', { error: err });
     }
-    this.send(encodeErrorFrame(id, asWireError(err)));
+    this.send(ClientFrameKind.Error, id, encodeErrorBody(asWireError(err)));
   }
 
   /**
@@ -417,9 +460,7 @@ class ServerConnection {
         });
       }
       case RequestOp.Read:
-        return service
-          .read(req.shard, req.key, req.consistency)
-          .then((stored) => wirePackr.pack(readResultToWire(stored)));
+        return service.read(req.shard, req.key, req.consistency).then(readResultBody);
       default:
         return this.serveOther(req);
     }

@@ -1,32 +1,41 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FlotillaError, isFlotillaError } from '../../../engine/errors.js';
-import { clientProtocolVersion, keyBytesMax } from '../../../engine/limits.js';
+import { clientBatchItemsMax, clientProtocolVersion, keyBytesMax } from '../../../engine/limits.js';
 import type { Change } from '../../../engine/state/change-feed.js';
 import { encodeCommand } from '../../../engine/state/commands.js';
-import type { ScanEntry } from '../../../engine/state/kv-state.js';
+import type { ScanEntry, StoredValue } from '../../../engine/state/kv-state.js';
 import { FrameReader } from '../../../engine/transport/frame-reader.js';
 import {
-  type ClientFrameKind,
+  batchItemHeaderBytes,
+  ClientFrameKind,
   type ClientRequest,
   changesBody,
   changesFromWire,
   checkClientCommand,
   clientHandshakeMac,
   commandResultFromWire,
+  consistencyCodes,
+  decodeBatchItems,
   decodeClientFrame,
   decodeClientHello,
   decodeClientWelcome,
   decodeErrorBody,
   decodeRequest,
+  encodeBatchFrame,
   encodeClientFrame,
   encodeClientHello,
   encodeClientWelcome,
   encodeErrorFrame,
+  encodeReadRequestBody,
+  encodeRequestBody,
   encodeRequestFrame,
   newClientNonce,
   RequestOp,
+  readResultBody,
+  readResultFromBody,
   readResultFromWire,
+  readResultToWire,
   scanPageBody,
   scanPageFromWire,
   shardMapFromWire,
@@ -137,6 +146,133 @@ describe('client frames', () => {
   });
 });
 
+describe('batch frames', () => {
+  const itemKinds = [ClientFrameKind.Request, ClientFrameKind.Response, ClientFrameKind.Error];
+  const item = fc.record({
+    kind: fc.constantFrom(...itemKinds),
+    id: fc.integer({ min: 0, max: 0xffffffff }),
+    body: fc.uint8Array({ maxLength: 40 }),
+  });
+
+  it('round-trip any items, in order, under one checksum', () => {
+    fc.assert(
+      fc.property(fc.array(item, { minLength: 2, maxLength: 40 }), (items) => {
+        const frame = encodeBatchFrame(
+          items.map((i) => i.kind),
+          items.map((i) => i.id),
+          items.map((i) => i.body),
+          0,
+          items.length,
+        );
+        const decoded = decodeClientFrame(frame);
+        expect(decoded.kind).toBe(ClientFrameKind.Batch);
+        const back = decodeBatchItems(decoded).map((f) => ({
+          kind: f.kind,
+          id: f.requestId,
+          body: Uint8Array.from(f.body),
+        }));
+        expect(back).toEqual(items);
+      }),
+    );
+  });
+
+  it('refuse every single-byte corruption with a PROTOCOL error', () => {
+    const bodies = [encodeRequestBody(requests[3]!), encodeRequestBody(requests[1]!)];
+    const kinds = [ClientFrameKind.Request, ClientFrameKind.Request];
+    const frame = encodeBatchFrame(kinds, [7, 8], bodies, 0, 2);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: frame.length - 1 }),
+        fc.integer({ min: 1, max: 255 }),
+        (at, xor) => {
+          const bad = Uint8Array.from(frame);
+          bad[at]! ^= xor;
+          expect(outcome(() => decodeBatchItems(decodeClientFrame(bad)))).toBe('PROTOCOL');
+        },
+      ),
+    );
+  });
+
+  it('refuse a count, an item kind or a length that disagrees with the bytes', () => {
+    const body = Uint8Array.of(1, 2, 3);
+    const items = (count: number, kind: number, length: number, extra = 0) => {
+      const out = Buffer.alloc(count * (batchItemHeaderBytes + 3) + extra);
+      for (let i = 0; i < count; i++) {
+        const at = i * (batchItemHeaderBytes + 3);
+        out.writeUInt32LE(i + 1, at);
+        out[at + 4] = kind;
+        out.writeUInt32LE(length, at + 5);
+        out.set(body, at + batchItemHeaderBytes);
+      }
+      return out;
+    };
+    const batch = (count: number, bytes: Uint8Array) =>
+      decodeBatchItems(decodeClientFrame(encodeClientFrame(ClientFrameKind.Batch, count, bytes)));
+    expect(batch(2, items(2, ClientFrameKind.Request, 3))).toHaveLength(2);
+    expect(outcome(() => batch(1, items(1, ClientFrameKind.Request, 3)))).toBe('PROTOCOL');
+    expect(outcome(() => batch(3, items(2, ClientFrameKind.Request, 3)))).toBe('PROTOCOL');
+    expect(outcome(() => batch(2, items(2, ClientFrameKind.Ping, 3)))).toBe('PROTOCOL');
+    expect(outcome(() => batch(2, items(2, ClientFrameKind.Batch, 3)))).toBe('PROTOCOL');
+    expect(outcome(() => batch(2, items(2, ClientFrameKind.Request, 4)))).toBe('PROTOCOL');
+    expect(outcome(() => batch(2, items(2, ClientFrameKind.Request, 3, 1)))).toBe('PROTOCOL');
+    const many = clientBatchItemsMax + 1;
+    expect(outcome(() => batch(many, items(many, ClientFrameKind.Request, 3)))).toBe('PROTOCOL');
+  });
+});
+
+describe('reads on the hot path', () => {
+  const shard = fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 0xffffffff }));
+  const key = fc.oneof(
+    fc.uint8Array({ minLength: 1, maxLength: 40 }),
+    fc.uint8Array({ minLength: 250, maxLength: keyBytesMax }),
+  );
+
+  it('write a read request byte for byte as the generic codec does, and parse it back', () => {
+    fc.assert(
+      fc.property(shard, key, fc.integer({ min: 0, max: 2 }), (s, k, code) => {
+        const fast = encodeReadRequestBody(s, k, code);
+        expect(Buffer.from(fast)).toEqual(
+          Buffer.from(wirePackr.pack([RequestOp.Read, s, k, code])),
+        );
+        const back = decodeRequest(fast, limits);
+        expect(plain(back)).toEqual(
+          plain({ op: RequestOp.Read, shard: s, key: k, consistency: consistencyCodes[code] }),
+        );
+      }),
+    );
+  });
+
+  it('write a read result byte for byte as the generic codec does, and parse it back', () => {
+    const value = fc.oneof(
+      fc.uint8Array({ maxLength: 300 }),
+      fc.uint8Array({ minLength: 60_000, maxLength: 70_000 }),
+      fc.string(),
+      fc.integer(),
+      fc.constant(null),
+    );
+    const version = fc.oneof(
+      fc.integer({ min: 0, max: 300 }),
+      fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    );
+    const stored = fc.option(fc.record({ value, version }), { nil: undefined });
+    fc.assert(
+      fc.property(stored, (st) => {
+        const body = readResultBody(st as StoredValue | undefined);
+        const generic = wirePackr.pack(readResultToWire(st as StoredValue | undefined));
+        expect(Buffer.from(body)).toEqual(Buffer.from(generic));
+        expect(plain(readResultFromBody(body))).toEqual(plain(st));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuse a malformed read result with PROTOCOL', () => {
+    for (const bad of [Uint8Array.of(0x92, 0xc4, 5, 1), Uint8Array.of(0x91, 1), Uint8Array.of()]) {
+      expect(outcome(() => readResultFromBody(bad))).toBe('PROTOCOL');
+    }
+  });
+});
+
 describe('client requests', () => {
   it('decode to what was encoded', () => {
     for (const req of requests) {
@@ -242,7 +378,11 @@ describe('the client handshake', () => {
 
   it('refuses another magic, version or trailing bytes', () => {
     const body = bodyOf(
-      encodeClientHello({ version: 1, clusterId: new Uint8Array(0), nonce: newClientNonce() }),
+      encodeClientHello({
+        version: clientProtocolVersion,
+        clusterId: new Uint8Array(0),
+        nonce: newClientNonce(),
+      }),
     );
     for (const at of [0, 4]) {
       const bad = Uint8Array.from(body);
@@ -251,6 +391,13 @@ describe('the client handshake', () => {
     }
     expect(outcome(() => decodeClientHello(Buffer.concat([body, Buffer.of(0)])))).toBe('PROTOCOL');
     expect(outcome(() => decodeClientHello(body.subarray(0, body.length - 1)))).toBe('PROTOCOL');
+  });
+
+  it('refuses a version-1 peer, which cannot read Batch frames', () => {
+    expect(clientProtocolVersion).toBe(2);
+    const nonce = newClientNonce();
+    const old = bodyOf(encodeClientHello({ version: 1, clusterId: new Uint8Array(0), nonce }));
+    expect(() => decodeClientHello(old)).toThrow(/version 1, this side speaks 2/);
   });
 
   it('binds the role, node, cluster and both nonces into each MAC', () => {

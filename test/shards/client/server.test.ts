@@ -1,12 +1,15 @@
 import { createServer } from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { FlotillaError } from '../../../engine/errors.js';
+import { clientProtocolVersion } from '../../../engine/limits.js';
 import { encodeCommand } from '../../../engine/state/commands.js';
 import {
   ClientFrameKind,
   decodeErrorBody,
+  encodeBatchFrame,
   encodeClientFrame,
   encodeClientHello,
+  encodeRequestBody,
   encodeRequestFrame,
   newClientNonce,
   RequestOp,
@@ -95,7 +98,11 @@ describe('the client handshake against a real server', () => {
     const silent = await RawClient.connect(served.server.address.port);
     const half = await RawClient.connect(served.server.address.port);
     half.write(
-      encodeClientHello({ version: 1, clusterId: new Uint8Array(0), nonce: newClientNonce() }),
+      encodeClientHello({
+        version: clientProtocolVersion,
+        clusterId: new Uint8Array(0),
+        nonce: newClientNonce(),
+      }),
     );
     await silent.whenClosed();
     await half.whenClosed();
@@ -199,6 +206,31 @@ describe('serving requests', () => {
     raw.write(encodeRequestFrame(3, { op: RequestOp.AppliedIndex, shard: 1 }));
     expect(unpackBody((await raw.next()).body)).toBeGreaterThan(0);
     raw.close();
+  });
+
+  it('serves the requests of a Batch frame and answers them in a batch', async () => {
+    served = await serveStore(2);
+    const raw = await RawClient.authenticated(served.server.address.port);
+    const n = 20;
+    const ids = Array.from({ length: n }, (_, i) => i + 1);
+    const bodies = ids.map((id) =>
+      encodeRequestBody({ op: RequestOp.AppliedIndex, shard: id === 5 ? 99 : 1 }),
+    );
+    const kinds = ids.map(() => ClientFrameKind.Request);
+    raw.write(encodeBatchFrame(kinds, ids, bodies, 0, n));
+    const answers = [];
+    for (let i = 0; i < n; i++) answers.push(await raw.next());
+    expect(answers.map((f) => f.requestId).sort((a, b) => a - b)).toEqual(ids);
+    for (const f of answers) {
+      if (f.requestId === 5) expect(decodeErrorBody(f.body).code).toBe('STALE_EPOCH');
+      else expect(unpackBody(f.body)).toBeGreaterThan(0);
+    }
+    expect(raw.batches).toBeGreaterThan(0);
+    // An answer-kind item from a client is a protocol violation: the connection closes.
+    const response = [ClientFrameKind.Response, ClientFrameKind.Request];
+    raw.write(encodeBatchFrame(response, [1, 2], [bodies[0]!, bodies[1]!], 0, 2));
+    await raw.whenClosed();
+    expect(warnings(served).some((w) => w.includes('in a client'))).toBe(true);
   });
 
   it('closes a connection whose request does not parse, and only that one', async () => {

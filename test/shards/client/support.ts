@@ -7,13 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientFrameBytesMax } from '../../../engine/limits.js';
+import { clientFrameBytesMax, clientProtocolVersion } from '../../../engine/limits.js';
 import { FrameReader } from '../../../engine/transport/frame-reader.js';
 import type { Logger, LogLevel } from '../../../engine/transport/transport.js';
 import {
   type ClientFrame,
   ClientFrameKind,
   clientHandshakeMac,
+  decodeBatchItems,
   decodeClientFrame,
   decodeClientHello,
   decodeClientWelcome,
@@ -114,6 +115,8 @@ export function sleep(ms: number): Promise<void> {
 /** A client that speaks (or mangles) the protocol by hand over a real socket. */
 export class RawClient {
   readonly frames: ClientFrame[] = [];
+  /** Batch frames received (their items are in `frames`). */
+  batches = 0;
   private readonly reader = new FrameReader(clientFrameBytesMax);
   closed = false;
   private waiters: (() => void)[] = [];
@@ -122,7 +125,12 @@ export class RawClient {
     socket.on('data', (chunk: Buffer) => {
       this.reader.push(new Uint8Array(chunk));
       for (let f = this.reader.next(); f !== null; f = this.reader.next()) {
-        this.frames.push(decodeClientFrame(f));
+        const frame = decodeClientFrame(f);
+        // A node batches a turn's answers: the tests look at them one by one.
+        if (frame.kind === ClientFrameKind.Batch) {
+          this.batches++;
+          this.frames.push(...decodeBatchItems(frame));
+        } else this.frames.push(frame);
       }
       this.wake();
     });
@@ -148,7 +156,9 @@ export class RawClient {
   static async authenticated(port: number, key = secret, cluster = clusterId): Promise<RawClient> {
     const raw = await RawClient.connect(port);
     const nonce = newClientNonce();
-    raw.write(encodeClientHello({ version: 1, clusterId: Buffer.from(cluster), nonce }));
+    raw.write(
+      encodeClientHello({ version: clientProtocolVersion, clusterId: Buffer.from(cluster), nonce }),
+    );
     const welcome = decodeClientWelcome((await raw.next()).body);
     const transcript = {
       nodeId: welcome.nodeId,
@@ -220,7 +230,7 @@ export async function startBrokenNode(
           const mac = clientHandshakeMac(Buffer.from(secret), 'node', transcript());
           socket.write(
             encodeClientWelcome({
-              version: 1,
+              version: clientProtocolVersion,
               nodeId: 1,
               clusterId: Buffer.from(clusterId),
               nonce,

@@ -1,7 +1,7 @@
 /**
  * The log's write chunks and its read cache, which are the same bytes.
  *
- * A chunk is the records of one write (one `write` + one fdatasync). Records are framed (CRC
+ * A chunk is the records of one write (one durable write). Records are framed (CRC
  * included) into the chunk's buffer when they are appended, not when the chunk is flushed: the
  * flusher writes the buffer as it is, and the caller's entry objects are not kept (holding on
  * to hundreds of thousands of small objects made the garbage collector the append path's main
@@ -22,7 +22,7 @@
  * evicted, so every chunk needs fresh memory, and touching fresh pages costs far more than
  * framing into them (page faults: ~90 us per 64 KiB on the development VM, against ~55 us for
  * framing 64 KiB of records); `reserve` lets the log take that cost while it waits for a
- * fdatasync, by preparing the next chunk's buffer then.
+ * durable write, by preparing the next chunk's buffer then.
  */
 import {
   encodeRecordsInto,

@@ -453,8 +453,8 @@ export class SegmentedLog implements LogStore {
     let k = skip;
     while (k < entries.length) {
       // The first entry of a run goes through `place`, which may close the chunk or move to the
-      // next segment; the entries after it that fit the same chunk (and segment) are staged in
-      // a tight loop, with the tail's position and live bytes kept in locals (the hot path).
+      // next segment; the entries after it that fit the same chunk (and segment) are measured
+      // in a tight loop, then staged and indexed as one run (the hot path).
       const first = entries[k++]!;
       const at = this.place(
         first.type,
@@ -466,7 +466,7 @@ export class SegmentedLog implements LogStore {
       );
       const seq = this.tailSeq;
       const chunk = this.openChunk!;
-      let bytes = recordHeaderBytes + first.data.length;
+      const bytes = recordHeaderBytes + first.data.length;
       index.append(first.index, seq, at, bytes, first.term);
       if (k === entries.length) {
         this.segments.addLiveTo(this.tail, bytes);
@@ -476,23 +476,20 @@ export class SegmentedLog implements LogStore {
       const room =
         Math.min(this.tailCapacity - this.tailOffset, logWriteBytesMax - chunk.bytes) -
         recordHeaderBytes;
-      let offset = this.tailOffset;
+      const offset = this.tailOffset;
+      const from = k;
       let used = 0;
       for (; k < entries.length; k++) {
-        const e = entries[k]!;
-        bytes = recordHeaderBytes + e.data.length;
-        if (used + bytes > room) break;
-        const framed = framedRecordOf(e);
-        if (framed === undefined) chunk.stage(e.type, g.id, e.term, e.index, e.data);
-        else chunk.placeFramed(framed);
-        index.append(e.index, seq, offset, bytes, e.term);
-        offset += bytes;
-        used += bytes;
+        const next = used + recordHeaderBytes + entries[k]!.data.length;
+        if (next > room) break;
+        used = next;
       }
-      this.tailOffset = offset;
+      chunk.stageRun(g.id, entries, from, k, used);
+      index.appendRun(entries, from, k, seq, offset);
+      this.tailOffset = offset + used;
       this.enqueuedLsn += used;
       assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
-      this.segments.addLiveTo(this.tail, offset - at);
+      this.segments.addLiveTo(this.tail, this.tailOffset - at);
     }
   }
 

@@ -50,17 +50,24 @@ function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void)
   });
 }
 
-/** Flags of a file's second descriptor, whose every write is durable on return. */
-const durableFlags = fs.constants.O_WRONLY | fs.constants.O_DSYNC;
+/**
+ * Flags of a file's second descriptor, whose every write is durable on return; undefined where
+ * the platform has no O_DSYNC (Windows), where durable writes are write + fdatasync instead.
+ */
+const durableFlags =
+  fs.constants.O_DSYNC === undefined ? undefined : fs.constants.O_WRONLY | fs.constants.O_DSYNC;
 
 function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
   // The first write is issued before this returns: the caller's turn ends with it in flight.
   return new Promise<void>((resolve, reject) => {
     let done = 0;
     const next = (err: NodeJS.ErrnoException | null, n: number): void => {
+      if (err !== null) {
+        reject(err);
+        return;
+      }
       done += n;
-      if (err !== null) reject(err);
-      else if (done === data.length) resolve();
+      if (done === data.length) resolve();
       else fs.write(fd, data, done, data.length - done, position + done, next);
     };
     fs.write(fd, data, 0, data.length, position, next);
@@ -97,13 +104,15 @@ class NodeLogFile implements LogFile {
       err.code = 'EBADF';
       return Promise.reject(err);
     }
+    if (durableFlags === undefined) return this.write(data, position).then(() => this.datasync());
     if (fd === undefined) return this.openDurable().then(() => this.writeDurable(data, position));
     if (data.length === 0) return Promise.resolve();
     return writeAll(fd, data, position);
   }
 
   private async openDurable(): Promise<void> {
-    const fd = await call<number>((cb) => fs.open(this.path, durableFlags, cb));
+    const flags = durableFlags!;
+    const fd = await call<number>((cb) => fs.open(this.path, flags, cb));
     if (this.durableFd === undefined && !this.closed) this.durableFd = fd;
     else await call<void>((cb) => fs.close(fd, (err) => cb(err, undefined)));
   }
@@ -161,12 +170,13 @@ class NodeLogFile implements LogFile {
 export const nodeLogFs: LogFs = {
   async open(path, create) {
     const fd = await call<number>((cb) => fs.open(path, create ? 'wx+' : 'r+', cb));
-    if (!create) return new NodeLogFile(fd, path, undefined);
+    const flags = durableFlags;
+    if (!create || flags === undefined) return new NodeLogFile(fd, path, undefined);
     // A file the log creates is one it will append to: its durable descriptor comes now, off
     // the path of the first append.
     let durable: number;
     try {
-      durable = await call<number>((cb) => fs.open(path, durableFlags, cb));
+      durable = await call<number>((cb) => fs.open(path, flags, cb));
     } catch (err) {
       await call<void>((cb) => fs.close(fd, (e) => cb(e, undefined)));
       throw err;

@@ -1,7 +1,7 @@
 /**
  * The log's write chunks and its read cache, which are the same bytes.
  *
- * A chunk is the records of one write (one `write` + one fdatasync). Records are framed (CRC
+ * A chunk is the records of one write (one durable write). Records are framed (CRC
  * included) into the chunk's buffer when they are appended, not when the chunk is flushed: the
  * flusher writes the buffer as it is, and the caller's entry objects are not kept (holding on
  * to hundreds of thousands of small objects made the garbage collector the append path's main
@@ -22,7 +22,7 @@
  * evicted, so every chunk needs fresh memory, and touching fresh pages costs far more than
  * framing into them (page faults: ~90 us per 64 KiB on the development VM, against ~55 us for
  * framing 64 KiB of records); `reserve` lets the log take that cost while it waits for a
- * fdatasync, by preparing the next chunk's buffer then.
+ * durable write, by preparing the next chunk's buffer then.
  */
 import {
   encodeRecordsInto,
@@ -34,6 +34,7 @@ import {
 import { assert } from '../assert.js';
 import type { Entry, EntryType } from '../raft/types.js';
 import type { Relocation } from './cleaner.js';
+import { framedRecordOf } from './framed-records.js';
 
 /** Memory of a chunk besides its buffer (the object, its arrays), counted against the bound. */
 const chunkOverheadBytes = 256;
@@ -101,6 +102,36 @@ export class Chunk {
     this.records++;
     this.endLsn += bytes;
     return bytes;
+  }
+
+  /**
+   * Places entries[from..to) of `group` as `stage` would, one after the other; `bytes` is their
+   * records' total. Entries that arrived framed (framed-records.ts) are placed as they are.
+   */
+  stageRun(
+    group: number,
+    entries: readonly Entry[],
+    from: number,
+    to: number,
+    bytes: number,
+  ): void {
+    const staged = this.staged;
+    const end = this.bytes + bytes;
+    assert(staged.bytes === this.bytes - this.sealed, 'only the open chunk stages records');
+    for (let k = from; k < to; k++) {
+      const e = entries[k]!;
+      const framed = framedRecordOf(e);
+      if (framed !== undefined) {
+        this.placeFramed(framed);
+        continue;
+      }
+      staged.add(e.type, group, e.term, e.index, e.data);
+      const length = recordHeaderBytes + e.data.length;
+      this.bytes += length;
+      this.records++;
+      this.endLsn += length;
+    }
+    assert(this.bytes === end, 'a run stages the bytes it was given');
   }
 
   /**

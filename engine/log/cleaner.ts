@@ -86,13 +86,19 @@ export class Cleaner {
 
   /** Deletes dead head segments, then queues copies from the head if the log is too big. */
   async clean(rewrite: boolean): Promise<void> {
-    const { segments } = this.host;
-    for (;;) {
-      const head = segments.headSegment;
-      if (head === undefined || head.seq >= this.host.tailSeq() || head.live > 0) break;
-      if (this.host.syncedLsn() < Math.max(head.deadLsn, head.endLsn)) break;
-      await segments.deleteHead();
-    }
+    while (this.headDeletable()) await this.host.segments.deleteHead();
+    this.rewrite(rewrite);
+  }
+
+  /** Whether the head segment can be deleted now (what `clean` would await). */
+  headDeletable(): boolean {
+    const head = this.host.segments.headSegment;
+    if (head === undefined || head.seq >= this.host.tailSeq() || head.live > 0) return false;
+    return this.host.syncedLsn() >= Math.max(head.deadLsn, head.endLsn);
+  }
+
+  /** The part of `clean` that does no I/O: queues copies from the head if the log is too big. */
+  rewrite(rewrite: boolean): void {
     if (rewrite && this.host.writtenLsn() >= this.rewriteLsn) this.rewriteHead();
   }
 

@@ -14,6 +14,8 @@ import { assert } from '../assert.js';
 import type { Entry, GroupId } from '../raft/types.js';
 
 const framed = new WeakMap<Entry, Uint8Array>();
+/** Whether any record was ever remembered: until then no lookup is needed (a leader's log). */
+let remembered = false;
 
 /**
  * Records that `record` (one whole framed record whose CRC was verified) is `entry` of `group`
@@ -24,9 +26,10 @@ export function rememberFramedRecord(entry: Entry, group: GroupId, record: Uint8
   assert(recordGroup(record, 0) === group, 'a framed record belongs to its group');
   assert(recordIndex(record, 0) === entry.index, 'a framed record has its entry index');
   framed.set(entry, record);
+  remembered = true;
 }
 
 /** The verified framed record of `entry`, if it arrived as one. */
 export function framedRecordOf(entry: Entry): Uint8Array | undefined {
-  return framed.get(entry);
+  return remembered ? framed.get(entry) : undefined;
 }

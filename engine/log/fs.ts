@@ -17,6 +17,11 @@ export interface LogFile {
   readSync(into: Uint8Array, position: number): number;
   /** Makes the written data (and the size) durable: fdatasync. */
   datasync(): Promise<void>;
+  /**
+   * Writes all of `data` at `position` and makes it durable, as `write` then `datasync` would
+   * (resolving only once both succeeded), but in one operation where the platform has one.
+   */
+  writeDurable(data: Uint8Array, position: number): Promise<void>;
   /** Sets the file's size (extending with zeros): ftruncate. */
   truncate(size: number): Promise<void>;
   /** The file's current size: fstat. */
@@ -45,17 +50,71 @@ function call<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void)
   });
 }
 
-class NodeLogFile implements LogFile {
-  constructor(private readonly fd: number) {}
+/**
+ * Flags of a file's second descriptor, whose every write is durable on return; undefined where
+ * the platform has no O_DSYNC (Windows), where durable writes are write + fdatasync instead.
+ */
+const durableFlags =
+  fs.constants.O_DSYNC === undefined ? undefined : fs.constants.O_WRONLY | fs.constants.O_DSYNC;
 
-  async write(data: Uint8Array, position: number): Promise<void> {
+function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
+  // The first write is issued before this returns: the caller's turn ends with it in flight.
+  return new Promise<void>((resolve, reject) => {
     let done = 0;
-    while (done < data.length) {
-      const n = await call<number>((cb) =>
-        fs.write(this.fd, data, done, data.length - done, position + done, cb),
-      );
+    const next = (err: NodeJS.ErrnoException | null, n: number): void => {
+      if (err !== null) {
+        reject(err);
+        return;
+      }
       done += n;
+      if (done === data.length) resolve();
+      else fs.write(fd, data, done, data.length - done, position + done, next);
+    };
+    fs.write(fd, data, 0, data.length, position, next);
+  });
+}
+
+/**
+ * A file of the node file system. Durable writes go through a second descriptor of the same file
+ * opened with O_DSYNC: each write(2) on it returns once its data, and the metadata needed to read
+ * it back, are on stable storage (POSIX synchronized I/O data integrity, what fdatasync gives),
+ * so one thread-pool job and one system call do what `write` + `datasync` do in two of each
+ * (PostgreSQL's `wal_sync_method = open_datasync`). A failed write is reported as the write's
+ * error, and the log fails closed on it as it does on a failed fdatasync.
+ */
+class NodeLogFile implements LogFile {
+  private closed = false;
+
+  constructor(
+    private readonly fd: number,
+    private readonly path: string,
+    /** The O_DSYNC descriptor: opened with the file when the log creates it, else on first use. */
+    private durableFd: number | undefined,
+  ) {}
+
+  write(data: Uint8Array, position: number): Promise<void> {
+    if (data.length === 0) return Promise.resolve();
+    return writeAll(this.fd, data, position);
+  }
+
+  writeDurable(data: Uint8Array, position: number): Promise<void> {
+    const fd = this.durableFd;
+    if (this.closed) {
+      const err: NodeJS.ErrnoException = new Error(`EBADF: ${this.path} is closed`);
+      err.code = 'EBADF';
+      return Promise.reject(err);
     }
+    if (durableFlags === undefined) return this.write(data, position).then(() => this.datasync());
+    if (fd === undefined) return this.openDurable().then(() => this.writeDurable(data, position));
+    if (data.length === 0) return Promise.resolve();
+    return writeAll(fd, data, position);
+  }
+
+  private async openDurable(): Promise<void> {
+    const flags = durableFlags!;
+    const fd = await call<number>((cb) => fs.open(this.path, flags, cb));
+    if (this.durableFd === undefined && !this.closed) this.durableFd = fd;
+    else await call<void>((cb) => fs.close(fd, (err) => cb(err, undefined)));
   }
 
   async read(into: Uint8Array, position: number): Promise<number> {
@@ -93,8 +152,17 @@ class NodeLogFile implements LogFile {
     return stat.size;
   }
 
-  close(): Promise<void> {
-    return call<void>((cb) => fs.close(this.fd, (err) => cb(err, undefined)));
+  async close(): Promise<void> {
+    this.closed = true;
+    const durable = this.durableFd;
+    this.durableFd = undefined;
+    try {
+      if (durable !== undefined) {
+        await call<void>((cb) => fs.close(durable, (err) => cb(err, undefined)));
+      }
+    } finally {
+      await call<void>((cb) => fs.close(this.fd, (err) => cb(err, undefined)));
+    }
   }
 }
 
@@ -102,7 +170,18 @@ class NodeLogFile implements LogFile {
 export const nodeLogFs: LogFs = {
   async open(path, create) {
     const fd = await call<number>((cb) => fs.open(path, create ? 'wx+' : 'r+', cb));
-    return new NodeLogFile(fd);
+    const flags = durableFlags;
+    if (!create || flags === undefined) return new NodeLogFile(fd, path, undefined);
+    // A file the log creates is one it will append to: its durable descriptor comes now, off
+    // the path of the first append.
+    let durable: number;
+    try {
+      durable = await call<number>((cb) => fs.open(path, flags, cb));
+    } catch (err) {
+      await call<void>((cb) => fs.close(fd, (e) => cb(e, undefined)));
+      throw err;
+    }
+    return new NodeLogFile(fd, path, durable);
   },
   readdir: (dir) => fs.promises.readdir(dir),
   async mkdir(dir) {

@@ -14,6 +14,7 @@
  * old segments are rewritten forward (after newer entries of the same group): `place` accepts any
  * index and leaves holes (length 0) that `firstHole()` reports once replay is done.
  */
+import { recordHeaderBytes } from '../../wasm/index.js';
 import { assert } from '../assert.js';
 
 const slotsMin = 16;
@@ -96,6 +97,40 @@ export class GroupIndex {
     this.last = index;
     if (this.runCount > 0 && this.endSeg === segment && this.endTerm === term) return;
     this.insertRun(this.runCount, index, segment, term);
+  }
+
+  /**
+   * Adds entries[from..to) (consecutive indexes from lastIndex + 1, terms never decreasing: the
+   * caller checked), whose records lie back to back from `offset` in `segment`: `append` for
+   * each, with the slots made room for once.
+   */
+  appendRun(
+    entries: readonly { index: number; term: number; data: Uint8Array }[],
+    from: number,
+    to: number,
+    segment: number,
+    offset: number,
+  ): void {
+    if (from >= to) return;
+    const first = entries[from]!.index;
+    assert(first === this.last + 1, 'entries are appended at lastIndex + 1');
+    if (this.runCount === 0) this.lo = first;
+    this.ensureSlots(this.lo, first + (to - from) - 1);
+    const slots = this.slots;
+    let s = 2 * (first - this.base);
+    let at = offset;
+    for (let k = from; k < to; k++) {
+      const e = entries[k]!;
+      const length = recordHeaderBytes + e.data.length;
+      slots[s] = at;
+      slots[s + 1] = length;
+      s += 2;
+      at += length;
+      if (this.runCount === 0 || this.endSeg !== segment || this.endTerm !== e.term) {
+        this.insertRun(this.runCount, e.index, segment, e.term);
+      }
+    }
+    this.last = first + (to - from) - 1;
   }
 
   /** Recovery: records that entry `index` lives here, wherever it falls. */

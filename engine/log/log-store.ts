@@ -31,7 +31,7 @@ export interface GroupWrite {
 /** The shared log of a node; see the module comment for its contract. */
 export interface LogStore {
   /**
-   * Persists the writes of many groups together (one write and one fdatasync for the file log).
+   * Persists the writes of many groups together (one durable write for the file log).
    * Resolves once they are durable. Rejects with BUSY when too many bytes are waiting to be
    * written, CLOSED after close(), IO after a failed write (the log then refuses further writes
    * and must be reopened).

@@ -1,18 +1,22 @@
 /**
  * The shared segmented log of a node: every Raft group appends to one stream of CRC-framed
- * records (wasm/format.ts) cut into segment files, so that one write and one fdatasync make the
- * entries of every group durable together (group commit across groups, as TiKV's raft-engine and
+ * records (wasm/format.ts) cut into segment files, so that one durable write makes the entries
+ * of every group durable together (group commit across groups, as TiKV's raft-engine and
  * Dragonboat do).
  *
  * Write path. `append` applies a write to the in-memory state at once (reads see it), gives
  * each record its place in the stream (segment, offset) and frames it (CRC32C included, one
  * `encodeRecordsInto` kernel call per call, from header fields staged in a typed array) straight
  * into the buffer of the open chunk: the records of one future write. One flusher takes a chunk,
- * writes its buffer with one `write`, fdatasyncs it (preparing the next chunk's buffer meanwhile),
- * resolves the appends it completed, and takes the next chunk — so appends arriving while a sync
- * is in flight are coalesced into the next write. A chunk stays within one segment and within
- * `logWriteBytesMax` and ends with a LogWriteEnd record; recovery keeps a chunk whole or drops
- * it, and an append call that fits one chunk is never split, so such a call is atomic on disk.
+ * writes its buffer with one durable write (`LogFile.writeDurable`: on the node file system one
+ * O_DSYNC pwrite, one thread-pool job, that returns once the bytes are on stable storage, as
+ * write + fdatasync would; the next chunk's buffer is prepared meanwhile), resolves the appends
+ * it completed, and takes the next chunk — so appends arriving while a write is in flight are
+ * coalesced into the next one. With no write in flight, `append` closes its chunk and issues its
+ * write before returning: nothing (no microtask, no turn) stands between an append and its write.
+ * A chunk stays within one segment and within `logWriteBytesMax` and ends with a LogWriteEnd
+ * record; recovery keeps a chunk whole or drops it, and an append call that fits one chunk is
+ * never split, so such a call is atomic on disk.
  * Bytes not yet durable are bounded (`appendQueueBytesMax`, else BUSY); the buffers holding them
  * take at most twice that (a buffer grows by doubling). The caller's entry objects are not
  * kept: keeping every recent entry as an object made garbage collection the append path's main
@@ -33,7 +37,7 @@
  * be rewritten at the configured rate. Cleaning runs after each flush, so it needs no timer.
  *
  * An I/O error on the write path fails the log: pending and later appends reject with IO, and it
- * must be reopened (after a failed fdatasync the page cache can no longer be trusted).
+ * must be reopened (after a failed durable write the page cache can no longer be trusted).
  */
 import { join } from 'node:path';
 import { recordHeaderBytes } from '../../wasm/index.js';
@@ -107,7 +111,7 @@ export interface LogStats {
   indexBytes: number;
   /** Entries held by every group's index. */
   indexedEntries: number;
-  /** Chunks written (each with one write and one fdatasync). */
+  /** Chunks written (each with one durable write). */
   flushes: number;
   /** Bytes of live records rewritten forward by the cleaner. */
   rewrittenBytes: number;
@@ -247,7 +251,7 @@ export class SegmentedLog implements LogStore {
         }
       } finally {
         this.writing = undefined;
-        this.sealOpen();
+        this.endCall();
       }
       return this.durable(this.enqueuedLsn);
     } catch (err) {
@@ -348,7 +352,7 @@ export class SegmentedLog implements LogStore {
       try {
         plan();
       } finally {
-        this.sealOpen();
+        this.endCall();
       }
       return this.durable(this.enqueuedLsn);
     } catch (err) {
@@ -449,8 +453,8 @@ export class SegmentedLog implements LogStore {
     let k = skip;
     while (k < entries.length) {
       // The first entry of a run goes through `place`, which may close the chunk or move to the
-      // next segment; the entries after it that fit the same chunk (and segment) are staged in
-      // a tight loop, with the tail's position and live bytes kept in locals (the hot path).
+      // next segment; the entries after it that fit the same chunk (and segment) are measured
+      // in a tight loop, then staged and indexed as one run (the hot path).
       const first = entries[k++]!;
       const at = this.place(
         first.type,
@@ -462,7 +466,7 @@ export class SegmentedLog implements LogStore {
       );
       const seq = this.tailSeq;
       const chunk = this.openChunk!;
-      let bytes = recordHeaderBytes + first.data.length;
+      const bytes = recordHeaderBytes + first.data.length;
       index.append(first.index, seq, at, bytes, first.term);
       if (k === entries.length) {
         this.segments.addLiveTo(this.tail, bytes);
@@ -472,23 +476,20 @@ export class SegmentedLog implements LogStore {
       const room =
         Math.min(this.tailCapacity - this.tailOffset, logWriteBytesMax - chunk.bytes) -
         recordHeaderBytes;
-      let offset = this.tailOffset;
+      const offset = this.tailOffset;
+      const from = k;
       let used = 0;
       for (; k < entries.length; k++) {
-        const e = entries[k]!;
-        bytes = recordHeaderBytes + e.data.length;
-        if (used + bytes > room) break;
-        const framed = framedRecordOf(e);
-        if (framed === undefined) chunk.stage(e.type, g.id, e.term, e.index, e.data);
-        else chunk.placeFramed(framed);
-        index.append(e.index, seq, offset, bytes, e.term);
-        offset += bytes;
-        used += bytes;
+        const next = used + recordHeaderBytes + entries[k]!.data.length;
+        if (next > room) break;
+        used = next;
       }
-      this.tailOffset = offset;
+      chunk.stageRun(g.id, entries, from, k, used);
+      index.appendRun(entries, from, k, seq, offset);
+      this.tailOffset = offset + used;
       this.enqueuedLsn += used;
       assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
-      this.segments.addLiveTo(this.tail, offset - at);
+      this.segments.addLiveTo(this.tail, this.tailOffset - at);
     }
   }
 
@@ -597,6 +598,16 @@ export class SegmentedLog implements LogStore {
     this.openChunk?.seal();
   }
 
+  /**
+   * Ends a call that placed records. With no write in flight the open chunk is closed at once
+   * (its records and its LogWriteEnd framed by one kernel call) and the caller's `durable`
+   * issues its write before returning; otherwise it stays open for the calls that follow.
+   */
+  private endCall(): void {
+    if (this.flusherRunning) this.sealOpen();
+    else this.closeChunk();
+  }
+
   /** Ends the open chunk with its LogWriteEnd record; no record joins it afterwards. */
   private closeChunk(): void {
     const chunk = this.openChunk;
@@ -635,13 +646,16 @@ export class SegmentedLog implements LogStore {
     this.flusherDone = this.runFlusher();
   }
 
+  /**
+   * Writes the pending chunks one after the other. Started from `durable` when idle, it runs
+   * synchronously up to the first write, so that write is in flight when `append` returns.
+   */
   private async runFlusher(): Promise<void> {
-    // Let the appends of the current event-loop turn join the first write.
-    await Promise.resolve();
     try {
       while (this.pending.length > 0 && this.failure === undefined) {
         if (this.pending[0] === this.openChunk) this.closeChunk();
-        await this.flushChunk(this.pending.shift()!);
+        // Done (and no longer the flusher) once it has handed over to the next `append`.
+        if (await this.flushChunk(this.pending.shift()!)) return;
         await this.cleaner.clean(!this.closing);
         // The cleaner's copies: no read reaches them before they are written (the index
         // moves to a copy only then), so framing them here, after the await, is in time.
@@ -653,22 +667,39 @@ export class SegmentedLog implements LogStore {
     this.flusherRunning = false;
   }
 
-  private async flushChunk(chunk: Chunk): Promise<void> {
-    const file = await this.segments.ready(chunk.segment);
+  /**
+   * Writes a chunk durably (one write that returns once synced) and resolves its appends. When
+   * nothing else is left to do (no chunk pending, no segment to delete) the flusher stops before
+   * resolving them, so that an append made as soon as one resolves issues its write at once;
+   * returns whether it stopped.
+   */
+  private async flushChunk(chunk: Chunk): Promise<boolean> {
+    // The segment is normally ready (prepared one ahead): then nothing is awaited before the
+    // write is issued.
+    const file =
+      this.segments.get(chunk.segment).file ?? (await this.segments.ready(chunk.segment));
+    const durable = file.writeDurable(chunk.data(), chunk.offset);
     this.prepareNext(chunk.segment + 1);
-    await file.write(chunk.data(), chunk.offset);
+    // While the disk works: the next chunk's buffer, so no append waits on its page faults.
+    this.cache.reserve(chunk.buf.length);
+    await durable;
     this.writtenLsn = chunk.endLsn;
     if (chunk.relocations.length > 0) this.cleaner.applyRelocations(chunk.relocations);
     this.cache.written(chunk);
-    const synced = file.datasync();
-    // While the disk syncs: the next chunk's buffer, so no append waits on its page faults.
-    this.cache.reserve(chunk.buf.length);
-    await synced;
     this.flushes++;
     this.syncedLsn = chunk.endLsn;
+    let stop = false;
+    if (!this.cleaner.headDeletable()) {
+      // Cleaning without I/O (it may queue copies, which then are pending): done here.
+      this.cleaner.rewrite(!this.closing);
+      this.sealOpen();
+      stop = this.pending.length === 0;
+      if (stop) this.flusherRunning = false;
+    }
     while (this.waiters.length > 0 && this.waiters[0]!.lsn <= this.syncedLsn) {
       this.waiters.shift()!.resolve();
     }
+    return stop;
   }
 
   private prepareNext(seq: number): void {

@@ -236,6 +236,12 @@ class FaultFile implements LogFile {
     inode.pending = [];
   }
 
+  /** A write then a fdatasync, each with its own faults: a crash between them loses the write. */
+  async writeDurable(data: Uint8Array, position: number): Promise<void> {
+    await this.write(data, position);
+    await this.datasync();
+  }
+
   async truncate(size: number): Promise<void> {
     await this.enter('truncate');
     const next = resize(this.inode.data, this.inode.size, size);

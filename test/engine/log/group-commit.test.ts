@@ -26,6 +26,11 @@ function countingFs(): { fs: LogFs; writes: () => number; syncs: () => number } 
       syncs++;
       return file.datasync();
     },
+    writeDurable: (data, position) => {
+      writes++;
+      syncs++;
+      return file.writeDurable(data, position);
+    },
     truncate: (size) => file.truncate(size),
     size: () => file.size(),
     close: () => file.close(),
@@ -101,6 +106,42 @@ describe('group commit', () => {
     expect(fs.count('datasync') - syncs).toBe(2);
     expect(log.groups()).toEqual([1, 2, 3, 4]);
     await log.close();
+  });
+
+  it('issues the write of an append before append returns when no write is in flight', async () => {
+    const counting = countingFs();
+    const log = await SegmentedLog.open({ dir: join(root, 'eager'), fs: counting.fs });
+    for (let i = 1; i <= 3; i++) {
+      const writes = counting.writes();
+      const done = log.append([{ group: 1, entries: ents(1, i, i, 1, 100) }]);
+      expect(counting.writes()).toBe(writes + 1);
+      await done;
+    }
+    // One write in flight: the next appends wait for it, then go together in one write.
+    const writes = counting.writes();
+    const calls = [1, 2, 3].map((g) =>
+      log.append([{ group: g + 1, entries: ents(g + 1, 1, 1, 1) }]),
+    );
+    expect(counting.writes()).toBe(writes + 1);
+    await Promise.all(calls);
+    expect(counting.writes()).toBe(writes + 2);
+    expect(log.groups()).toEqual([1, 2, 3, 4]);
+    await log.close();
+  });
+
+  it('writes durably through the node file system, on created and on reopened files', async () => {
+    const path = join(root, 'durable');
+    const created = await nodeLogFs.open(path, true);
+    await created.writeDurable(new Uint8Array([1, 2, 3]), 0);
+    await created.writeDurable(new Uint8Array(0), 3);
+    await created.close();
+    const reopened = await nodeLogFs.open(path, false);
+    await reopened.writeDurable(new Uint8Array([4, 5]), 3);
+    const into = new Uint8Array(8);
+    expect(reopened.readSync(into, 0)).toBe(5);
+    expect([...into.subarray(0, 5)]).toEqual([1, 2, 3, 4, 5]);
+    await reopened.close();
+    await expect(reopened.writeDurable(new Uint8Array([6]), 5)).rejects.toThrow();
   });
 
   it('rejects appends with BUSY beyond the queue bound, changing nothing', async () => {

@@ -48,6 +48,44 @@ describe('GroupIndex', () => {
     await log.close();
   });
 
+  it('indexes a run as entry-by-entry appends do, terms changing within it', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ bump: fc.boolean(), size: fc.integer({ min: 0, max: 50 }) }), {
+          minLength: 1,
+          maxLength: 60,
+        }),
+        fc.integer({ min: 0, max: 59 }),
+        (shape, split) => {
+          let term = 1;
+          const entries = shape.map((e, k) => {
+            if (e.bump) term++;
+            return { index: k + 1, term, type: 1 as const, data: new Uint8Array(e.size) };
+          });
+          const one = new GroupIndex();
+          const run = new GroupIndex();
+          let offset = 100;
+          for (const e of entries) {
+            one.append(e.index, 3, offset, 32 + e.data.length, e.term);
+            offset += 32 + e.data.length;
+          }
+          const cut = Math.min(split, entries.length);
+          run.appendRun(entries, 0, cut, 3, 100);
+          const rest = entries.slice(0, cut).reduce((at, e) => at + 32 + e.data.length, 100);
+          run.appendRun(entries, cut, entries.length, 3, rest);
+          expect(run.lastIndex).toBe(one.lastIndex);
+          for (const e of entries) {
+            expect(run.term(e.index)).toBe(one.term(e.index));
+            expect(run.offset(e.index)).toBe(one.offset(e.index));
+            expect(run.length(e.index)).toBe(one.length(e.index));
+            expect(run.segment(e.index)).toBe(3);
+          }
+          expect(run.memoryBytes()).toBe(one.memoryBytes());
+        },
+      ),
+    );
+  });
+
   it('reports the bytes it drops per segment', () => {
     const index = new GroupIndex();
     fill(index, 2500);

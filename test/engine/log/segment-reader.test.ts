@@ -67,6 +67,7 @@ describe('the segment reader', () => {
       },
       readSync: (into, position) => file.readSync(into, position),
       datasync: () => file.datasync(),
+      writeDurable: (data, position) => file.writeDurable(data, position),
       truncate: (size) => file.truncate(size),
       size: () => file.size(),
       close: () => file.close(),

@@ -37,8 +37,6 @@ import {
   hostAppendsInFlightMax,
   hostApplyEntriesPerTurnMax,
   hostCheckpointMs,
-  hostFollowerApplyDelayMs,
-  hostFollowerApplyEntriesMin,
   leaderTransferTimeoutMs,
   proposalsPendingMax,
   proposalTimeoutMs,
@@ -330,11 +328,6 @@ export class NodeHost {
   private flushingForSnapshot = false;
   /** Groups advanced early whose held entries may be durable: applied by applyTurn. */
   private readonly applyQueue = new Set<HostedGroup>();
-  /** Follower groups whose durable committed entries wait to be applied together (applyLazy). */
-  private readonly lazyApply = new Set<HostedGroup>();
-  /** When the oldest entry waiting in lazyApply was set aside (scheduler time). */
-  private lazySince = 0;
-  private lazyTimer: TimerHandle | undefined;
   /** Completes when the newest append has been handled (appends complete in order). */
   private lastAppend: Promise<void> | undefined;
   /** The newest log append: durable once it completes, with every append before it. */
@@ -678,7 +671,6 @@ export class NodeHost {
     this.dirty.delete(hosted);
     this.waiting.delete(hosted);
     this.applyQueue.delete(hosted);
-    this.lazyApply.delete(hosted);
     const moved = new FlotillaError(
       'STALE_EPOCH',
       `shard ${group} moved off node ${this.nodeId}; refresh the shard map and retry`,
@@ -752,7 +744,6 @@ export class NodeHost {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.timers) t.cancel();
-    this.lazyTimer?.cancel();
     this.snapshotSender.close();
     this.snapshotReceiver.close();
     await this.lastAppend?.catch(() => undefined);
@@ -833,7 +824,6 @@ export class NodeHost {
     if (this.closed || this.failure !== undefined) return;
     if (this.mayAppend()) this.appendTurn();
     this.applyTurn();
-    this.applyLazy();
   }
 
   private schedulePump(): void {
@@ -884,7 +874,7 @@ export class NodeHost {
     const parts: ApplyPart[] = [];
     for (const { hosted, early } of batch) {
       if (early) this.applyQueue.add(hosted);
-      else this.drainOrDefer(hosted, parts);
+      else drainHeld(hosted, parts, Number.POSITIVE_INFINITY);
     }
     this.apply(parts);
   }
@@ -906,66 +896,6 @@ export class NodeHost {
     }
     this.apply(parts);
     if (this.applyQueue.size > 0) this.schedulePump();
-  }
-
-  /**
-   * Moves the durable committed entries of `hosted` into `parts`, or, when nobody here waits for
-   * them (mayApplyLazily), leaves them held so that they are applied with others in one larger
-   * state transaction (applyLazy).
-   */
-  private drainOrDefer(hosted: HostedGroup, parts: ApplyPart[]): void {
-    if (!this.mayApplyLazily(hosted)) {
-      this.lazyApply.delete(hosted);
-      drainHeld(hosted, parts, Number.POSITIVE_INFINITY);
-      return;
-    }
-    if (!hasDurableHeld(hosted) || this.lazyApply.has(hosted)) return;
-    if (this.lazyApply.size === 0) {
-      this.lazySince = this.scheduler.now();
-      this.lazyTimer?.cancel();
-      this.lazyTimer = this.scheduler.after(hostFollowerApplyDelayMs, () => {
-        this.lazyTimer = undefined;
-        this.schedulePump();
-      });
-    }
-    this.lazyApply.add(hosted);
-  }
-
-  /**
-   * Whether the committed entries of `hosted` may wait to be applied: it follows, and nothing
-   * here waits on its applied state — no proposal, read, leadership or local-read waiter, and
-   * no membership change (the membership is stored as it is applied).
-   */
-  private mayApplyLazily(hosted: HostedGroup): boolean {
-    if (hosted.raft.isLeader() || hosted.proposals.size > 0 || hosted.readyReads.length > 0) {
-      return false;
-    }
-    if (hosted.leaderWaiters.length > 0 || hosted.localReadWaiters.length > 0) return false;
-    for (const part of hosted.held) {
-      if (part.conf !== undefined || hasConfChange(part.entries)) return false;
-    }
-    return true;
-  }
-
-  /**
-   * Applies, in one state transaction, what the groups in lazyApply hold durably, once they
-   * hold at least hostFollowerApplyEntriesMin entries or the oldest waited
-   * hostFollowerApplyDelayMs.
-   */
-  private applyLazy(): void {
-    if (this.lazyApply.size === 0) return;
-    if (this.scheduler.now() - this.lazySince < hostFollowerApplyDelayMs) {
-      let held = 0;
-      for (const hosted of this.lazyApply)
-        for (const part of hosted.held) held += part.entries.length;
-      if (held < hostFollowerApplyEntriesMin) return;
-    }
-    const parts: ApplyPart[] = [];
-    for (const hosted of this.lazyApply) drainHeld(hosted, parts, Number.POSITIVE_INFINITY);
-    this.lazyApply.clear();
-    this.lazyTimer?.cancel();
-    this.lazyTimer = undefined;
-    this.apply(parts);
   }
 
   /**
@@ -1107,7 +1037,7 @@ export class NodeHost {
     const parts: ApplyPart[] = [];
     for (const { hosted, early } of batch) {
       if (early) this.applyQueue.add(hosted);
-      else this.drainOrDefer(hosted, parts);
+      else drainHeld(hosted, parts, Number.POSITIVE_INFINITY);
     }
     this.apply(parts);
     for (const { hosted, rd, early } of batch) {

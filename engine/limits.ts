@@ -134,15 +134,6 @@ export const hostAppendsInFlightMax = 2;
  */
 export const hostApplyEntriesPerTurnMax = 512;
 /**
- * Durable committed entries a follower may hold unapplied before it applies them in one state
- * transaction. A follower's applied state serves nobody until it leads, so it batches: an LMDB
- * commit costs per dirty page, and a larger batch shares pages (about 40% less CPU per entry at
- * 256 entries than at 40).
- */
-export const hostFollowerApplyEntriesMin = 256;
-/** Milliseconds a follower's durable committed entry may wait for its batch to fill. */
-export const hostFollowerApplyDelayMs = 20;
-/**
  * How long `NodeHost.transferLeader` waits to see the target lead, in milliseconds (the Raft
  * core itself abandons a transfer after one election timeout).
  */
@@ -216,8 +207,6 @@ assert(
 
 assert(hostAppendsInFlightMax >= 1, 'a host keeps at least one append in flight');
 assert(hostApplyEntriesPerTurnMax >= 1, 'a host applies at least one entry per turn');
-assert(hostFollowerApplyEntriesMin >= 1, 'a follower applies at least one entry per batch');
-assert(hostFollowerApplyDelayMs > 0, 'a follower applies within a positive delay');
 
 // ==== Transport (engine/transport) ==============================================================
 //

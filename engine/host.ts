@@ -86,6 +86,11 @@ export interface HostTransport {
   send(to: NodeId, messages: Message[]): boolean;
   /** Queues a chunk on the snapshot lane; false when its bounded queue is full. */
   sendSnapshotChunk(to: NodeId, chunk: SnapshotChunk): boolean;
+  /**
+   * Sends what is queued now; the host calls it at the end of each turn, so that the turn's
+   * messages leave at once, in the same frame per peer as those queued before them.
+   */
+  flush?(): void;
 }
 
 /** A group's leadership as this node learns it. */
@@ -824,6 +829,7 @@ export class NodeHost {
     if (this.closed || this.failure !== undefined) return;
     if (this.mayAppend()) this.appendTurn();
     this.applyTurn();
+    this.transport?.flush?.();
   }
 
   private schedulePump(): void {

@@ -87,6 +87,11 @@ export interface HostTransport {
   send(to: NodeId, messages: Message[]): boolean;
   /** Queues a chunk on the snapshot lane; false when its bounded queue is full. */
   sendSnapshotChunk(to: NodeId, chunk: SnapshotChunk): boolean;
+  /**
+   * Sends what is queued now; the host calls it at the end of each turn, so that the turn's
+   * messages leave at once, in the same frame per peer as those queued before them.
+   */
+  flush?(): void;
 }
 
 /** A group's leadership as this node learns it. */
@@ -346,6 +351,11 @@ export class NodeHost {
   private flushingForSnapshot = false;
   /** Groups advanced early whose held entries may be durable: applied by applyTurn. */
   private readonly applyQueue = new Set<HostedGroup>();
+  /**
+   * Messages of Readies whose writes are durable (`messagesAfterPersist`), sent at the start of
+   * the next turn: they then leave in the same frame per peer as that turn's messages.
+   */
+  private readonly persistedMessages: { hosted: HostedGroup; messages: Message[] }[] = [];
   /** Completes when the newest append has been handled (appends complete in order). */
   private lastAppend: Promise<void> | undefined;
   /** The newest log append: durable once it completes, with every append before it. */
@@ -878,9 +888,12 @@ export class NodeHost {
   private pump(): void {
     this.pumpScheduled = false;
     if (this.closed || this.failure !== undefined) return;
+    for (const { hosted, messages } of this.persistedMessages) this.send(hosted, messages);
+    this.persistedMessages.length = 0;
     if (this.readsQueued.size > 0) this.requestReads();
     if (this.mayAppend()) this.appendTurn();
     this.applyTurn();
+    this.transport?.flush?.();
   }
 
   private schedulePump(): void {
@@ -1089,7 +1102,10 @@ export class NodeHost {
       if (last !== undefined) hosted.durableIndex = last.index;
       else if (w.snapshot !== undefined) hosted.durableIndex = w.snapshot.index;
     }
-    for (const { hosted, rd } of batch) this.send(hosted, rd.messagesAfterPersist);
+    for (const { hosted, rd } of batch) {
+      const messages = rd.messagesAfterPersist;
+      if (messages.length > 0) this.persistedMessages.push({ hosted, messages });
+    }
     // A Ready advanced only now has its committed entries applied first (ready.ts, step 5).
     const parts: ApplyPart[] = [];
     for (const { hosted, early } of batch) {
@@ -1101,9 +1117,8 @@ export class NodeHost {
       if (!early) this.finishReady(hosted, rd, true);
       else if (!this.closed) this.dirty.add(hosted);
     }
-    if ((this.dirty.size > 0 && this.mayAppend()) || this.applyQueue.size > 0) {
-      this.schedulePump();
-    }
+    const more = (this.dirty.size > 0 && this.mayAppend()) || this.applyQueue.size > 0;
+    if (more || this.persistedMessages.length > 0) this.schedulePump();
   }
 
   /** Serves a Ready's reads and advances it; `redo` marks the group for another turn. */

@@ -535,11 +535,23 @@ export class TcpTransport implements Transport {
     this.dirty.add(peer);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flushDirty();
+    });
   }
 
-  private flush(): void {
-    this.flushScheduled = false;
+  /**
+   * Writes what is queued for every peer now instead of in the flush already scheduled. The
+   * host calls it at the end of its turn (a setImmediate callback too): the turn's messages then
+   * share a frame with those queued before it, instead of leaving one loop iteration later in
+   * another frame.
+   */
+  flush(): void {
+    if (this.dirty.size > 0) this.flushDirty();
+  }
+
+  private flushDirty(): void {
     const peers = [...this.dirty];
     this.dirty.clear();
     for (const peer of peers) {

@@ -4,8 +4,9 @@
  * fault-injecting file system, whose fdatasyncs the tests hold and release.
  */
 import { describe, expect, it } from 'vitest';
-import { NodeHost } from '../../engine/host.js';
+import { type HostTransport, NodeHost } from '../../engine/host.js';
 import { SegmentedLog } from '../../engine/log/segmented-log.js';
+import { EntryType, type Message, MessageType } from '../../engine/raft/types.js';
 import { SeededRandom } from '../../engine/random.js';
 import { encodeCommand } from '../../engine/state/commands.js';
 import type { KvState } from '../../engine/state/kv-state.js';
@@ -126,5 +127,70 @@ describe('NodeHost pipelining (a group only this node replicates)', () => {
       }
       await stop(restarted);
     }
+  });
+});
+
+/** A transport that records what the host sends and when it flushes. */
+class RecordingTransport implements HostTransport {
+  readonly events: ({ kind: 'send'; messages: Message[] } | { kind: 'flush' })[] = [];
+  send(_to: number, messages: Message[]): boolean {
+    this.events.push({ kind: 'send', messages });
+    return true;
+  }
+  sendSnapshotChunk(): boolean {
+    return false;
+  }
+  flush(): void {
+    this.events.push({ kind: 'flush' });
+  }
+  responses(): Message[] {
+    return this.events.flatMap((e) => (e.kind === 'send' ? e.messages : []));
+  }
+}
+
+describe('NodeHost as a follower', () => {
+  it('answers an append only once it is durable, and flushes the answer in its turn', async () => {
+    const disk = new HeldSyncs();
+    disk.holding = false;
+    const log = await SegmentedLog.open({ dir: '/log', fs: disk.fs, segmentBytes: 64 * 1024 });
+    const state = openState({ dir: tempDir(), durability: 'sync' });
+    const transport = new RecordingTransport();
+    const host = new NodeHost({ nodeId: 1, log, state, random: new SeededRandom(1), transport });
+    host.addGroup({ group, voters: [1, 2] });
+    await turns(10);
+    disk.holding = true;
+    const data = encodeCommand({ type: 'put', key: 'a', value: 1 });
+    const append: Message = {
+      type: MessageType.App,
+      from: 2,
+      to: 1,
+      group,
+      term: 1,
+      logTerm: 0,
+      index: 0,
+      entries: [{ term: 1, index: 1, type: EntryType.Normal, data }],
+      commit: 0,
+      reject: false,
+      rejectHint: 0,
+      logTermHint: 0,
+    };
+    host.receive([append]);
+    await turns();
+    expect(disk.held).toBeGreaterThan(0);
+    expect(transport.responses().some((m) => m.type === MessageType.AppResp)).toBe(false);
+    disk.holding = false;
+    disk.release();
+    await turns();
+    const answer = transport.events.findIndex(
+      (e) => e.kind === 'send' && e.messages.some((m) => m.type === MessageType.AppResp),
+    );
+    expect(answer).toBeGreaterThanOrEqual(0);
+    const resp = transport.responses().find((m) => m.type === MessageType.AppResp)!;
+    expect(resp).toMatchObject({ to: 2, group, index: 1, reject: false });
+    // The turn that sent it flushed the transport before it ended.
+    expect(transport.events.slice(answer + 1).some((e) => e.kind === 'flush')).toBe(true);
+    await host.close();
+    await log.close().catch(() => undefined);
+    await closeState(state);
   });
 });

@@ -269,6 +269,32 @@ describe('TCP connection lifecycle', () => {
   });
 });
 
+describe('TCP flush', () => {
+  it('flush writes what is queued at once, in one frame per peer, before its own turn', async () => {
+    const r2 = new Recorder();
+    const a = await node(1, { handler: new Recorder().handler(1) });
+    const b = await node(2, { handler: r2.handler(2) });
+    a.setPeers([peer(2, b)]);
+    b.setPeers([peer(1, a)]);
+    await waitFor(() => connected(a, 2), 'connected');
+    const framesBefore = a.stats().peers[0]!.sentFrames;
+    expect(a.send(2, [beat(1, 2, 1)])).toBe(true);
+    expect(a.send(2, [beat(1, 2, 2), beat(1, 2, 3)])).toBe(true);
+    // Nothing leaves before the transport's own turn, unless flushed.
+    expect(a.stats().peers[0]!.sentFrames).toBe(framesBefore);
+    a.flush();
+    expect(a.stats().peers[0]!.sentFrames).toBe(framesBefore + 1);
+    expect(a.stats().peers[0]!.queuedMessages).toBe(0);
+    // The flush already scheduled finds nothing left; a flush with nothing queued writes none.
+    a.flush();
+    await sleep(20);
+    expect(a.stats().peers[0]!.sentFrames).toBe(framesBefore + 1);
+    await waitFor(() => r2.messages(2).length === 3, 'the three heartbeats');
+    expect(a.send(2, [beat(1, 2, 4)])).toBe(true);
+    await waitFor(() => r2.messages(2).length === 4, 'a send without flush still leaves');
+  });
+});
+
 describe('TCP configuration', () => {
   it('refuses malformed options and addresses with CONFIG errors', async () => {
     const handler = new Recorder().handler(1);

@@ -32,7 +32,8 @@ export interface LogOpSink {
   compact(group: GroupId, index: number): void;
 }
 
-function checkEntries(entries: readonly Entry[]): void {
+/** Asserts that a write's entries are well formed: consecutive, terms never decreasing. */
+export function checkEntries(entries: readonly Entry[]): void {
   for (let k = 0; k < entries.length; k++) {
     const e = entries[k]!;
     assert(e.type === 1 || e.type === 2, 'an entry type is Normal or ConfChange');

@@ -71,7 +71,7 @@ import { framedRecordOf } from './framed-records.js';
 import { type LogFs, nodeLogFs } from './fs.js';
 import { GroupState, type RecordLoc } from './group-state.js';
 import type { GroupWrite, LogStore } from './log-store.js';
-import { type LogOpSink, planCompact, planTruncate, planWrite } from './plan.js';
+import { checkEntries, type LogOpSink, planCompact, planTruncate, planWrite } from './plan.js';
 import { recoverLog } from './recovery.js';
 import { type Segment, SegmentTable } from './segments.js';
 
@@ -124,6 +124,12 @@ interface Waiter {
 }
 
 const noGroup = new GroupState(0);
+/**
+ * Slots of the log's direct-mapped cache of groups (a power of two): a call names hundreds of
+ * groups, and a hit (an array slot, then the group itself) costs less than a Map lookup. Groups
+ * are never removed, so a cached group is never stale. 32 KiB of references.
+ */
+const recentGroupSlots = 4096;
 const noBytes = new Uint8Array(0);
 
 function checkOptions(options: SegmentedLogOptions): void {
@@ -152,6 +158,8 @@ function checkOptions(options: SegmentedLogOptions): void {
 /** The segmented file log; see the module comment. */
 export class SegmentedLog implements LogStore {
   private readonly groupsById: Map<GroupId, GroupState>;
+  /** Slot `id & (recentGroupSlots - 1)` holds the group `id` last looked up there, if any. */
+  private readonly recent = new Array<GroupState | undefined>(recentGroupSlots).fill(undefined);
   private readonly cache: ChunkCache;
   private readonly segmentBytes: number;
   private readonly queueBytesMax: number;
@@ -245,7 +253,8 @@ export class SegmentedLog implements LogStore {
       this.admit(bound);
       try {
         for (const w of writes) {
-          const g = this.groupsById.get(w.group);
+          const g = this.find(w.group);
+          if (g !== undefined && this.appendInPlace(g, w)) continue;
           this.writing = g;
           planWrite((g ?? noGroup).index, w, this.ops);
         }
@@ -491,6 +500,37 @@ export class SegmentedLog implements LogStore {
       assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
       this.segments.addLiveTo(this.tail, this.tailOffset - at);
     }
+  }
+
+  /**
+   * The common write, applied in one step when it is one: entries only, starting at lastIndex + 1
+   * of an existing group, whose records all fit the open chunk (after a call's first write,
+   * `admit` made room for the whole call). Their records are staged and indexed as one run, with
+   * none of the general path's per-write planning. Says whether it applied the write (when not,
+   * nothing changed and `planWrite` takes it).
+   */
+  private appendInPlace(g: GroupState, w: GroupWrite): boolean {
+    const entries = w.entries;
+    const chunk = this.openChunk;
+    if (chunk === undefined || entries === undefined || entries.length === 0) return false;
+    if (w.snapshot !== undefined || w.hardState !== undefined) return false;
+    const index = g.index;
+    if (entries[0]!.index !== index.lastIndex + 1) return false;
+    const room =
+      Math.min(this.tailCapacity - this.tailOffset, logWriteBytesMax - chunk.bytes) -
+      recordHeaderBytes;
+    let used = 0;
+    for (let k = 0; k < entries.length; k++) used += recordHeaderBytes + entries[k]!.data.length;
+    if (used > room) return false;
+    checkEntries(entries);
+    const offset = this.tailOffset;
+    chunk.stageRun(g.id, entries, 0, entries.length, used);
+    index.appendRun(entries, 0, entries.length, this.tailSeq, offset);
+    this.tailOffset = offset + used;
+    this.enqueuedLsn += used;
+    assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
+    this.segments.addLiveTo(this.tail, used);
+    return true;
   }
 
   private applyHardState(g: GroupState, hs: HardState): void {
@@ -805,14 +845,24 @@ export class SegmentedLog implements LogStore {
   // ---- Groups ---------------------------------------------------------------------------------
 
   private peek(group: GroupId): GroupState {
-    return this.groupsById.get(group) ?? noGroup;
+    return this.find(group) ?? noGroup;
+  }
+
+  /** The group `id`, if it exists (through the direct-mapped cache in front of the map). */
+  private find(id: GroupId): GroupState | undefined {
+    const slot = id & (recentGroupSlots - 1);
+    const hit = this.recent[slot];
+    if (hit !== undefined && hit.id === id) return hit;
+    const g = this.groupsById.get(id);
+    if (g !== undefined) this.recent[slot] = g;
+    return g;
   }
 
   private group(group: GroupId): GroupState {
     const writing = this.writing;
     if (writing !== undefined && writing.id === group) return writing;
     assert(Number.isInteger(group) && group >= 0 && group <= 0xffffffff, 'a group id is a u32');
-    let g = this.groupsById.get(group);
+    let g = this.find(group);
     if (g === undefined) {
       g = new GroupState(group);
       this.groupsById.set(group, g);

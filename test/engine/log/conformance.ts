@@ -176,6 +176,36 @@ export function logStoreConformance(name: string, factory: LogStoreFactory): voi
       expect(l.hardState(1).commit).toBe(4);
     });
 
+    it('appends to known groups in one call: the same group again, then an overwrite', async () => {
+      const l = await open();
+      await l.append([
+        { group: 1, entries: ents(1, 1, 2, 1) },
+        { group: 2, entries: ents(2, 1, 2, 1) },
+      ]);
+      const calls = [
+        l.append([
+          { group: 1, entries: ents(1, 3, 4, 1) },
+          { group: 2, entries: ents(2, 3, 3, 1) },
+          { group: 1, entries: ents(1, 5, 6, 2) },
+          { group: 1, entries: ents(1, 6, 7, 3) },
+          { group: 3, entries: ents(3, 1, 1, 1) },
+        ]),
+        // Arrives while the first call's write may be in flight: joins the next one.
+        l.append([
+          { group: 2, entries: ents(2, 4, 5, 1) },
+          { group: 3, entries: ents(3, 2, 2, 1) },
+        ]),
+      ];
+      const bad = [...ents(1, 8, 8, 3), ...ents(1, 9, 9, 2)];
+      await expect(l.append([{ group: 1, entries: bad }])).rejects.toThrow(AssertionError);
+      await Promise.all(calls);
+      expect(summary(allEntries(l, 1))).toEqual(
+        summary([...ents(1, 1, 4, 1), ...ents(1, 5, 5, 2), ...ents(1, 6, 7, 3)]),
+      );
+      expect(summary(allEntries(l, 2))).toEqual(summary(ents(2, 1, 5, 1)));
+      expect(summary(allEntries(l, 3))).toEqual(summary(ents(3, 1, 2, 1)));
+    });
+
     it('reads see a write as soon as append returns, before it is durable', async () => {
       const l = await open();
       const done = l.append([{ group: 1, entries: ents(1, 1, 3, 1) }]);

@@ -52,7 +52,7 @@ export class ProposalLedger {
     }
     if (n / 3 >= this.rangesMax) {
       this.drop(ranges[0]!, ranges[1]!, ranges[2]!, 'untracked');
-      ranges.splice(0, 3);
+      removeRange(ranges, 0);
     }
     ranges.push(term, index, index);
   }
@@ -82,7 +82,7 @@ export class ProposalLedger {
       }
       if (runStart !== 0) this.drop(term, runStart, to, 'superseded');
       if (hi <= last) {
-        ranges.splice(k, 3);
+        removeRange(ranges, k);
       } else {
         if (lo <= last) ranges[k + 1] = last + 1;
         k += 3;
@@ -106,7 +106,7 @@ export class ProposalLedger {
       // in it.
       this.drop(t, lo, Math.min(hi, index), t > term ? 'superseded' : 'snapshot');
       if (hi <= index) {
-        ranges.splice(k, 3);
+        removeRange(ranges, k);
       } else {
         ranges[k + 1] = index + 1;
         k += 3;
@@ -127,4 +127,10 @@ export class ProposalLedger {
     if (this.drops === null) this.drops = [];
     this.drops.push({ term, fromIndex, toIndex, reason });
   }
+}
+
+/** Removes the triple at `k` in place (splice would allocate the removed part on every commit). */
+function removeRange(ranges: number[], k: number): void {
+  for (let i = k + 3; i < ranges.length; i++) ranges[i - 3] = ranges[i]!;
+  ranges.length -= 3;
 }

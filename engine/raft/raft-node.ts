@@ -486,7 +486,9 @@ export class RaftNode {
     this.msgsAfterPersist = null;
     this.readStates = null;
     this.droppedReads = null;
-    if (this.ledger?.isIdle() === true) this.ledger = null;
+    // A leader keeps its idle ledger: it will likely propose again before the next Ready, and
+    // a new one per Ready was garbage on the write path. Others free it (many idle groups).
+    if (this.role !== Role.Leader && this.ledger?.isIdle() === true) this.ledger = null;
     this.confChanged = false;
     this.outstanding = rd;
     return rd;

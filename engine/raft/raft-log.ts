@@ -32,6 +32,15 @@ export class RaftLog {
   private unstableShared = false;
   private offset: number;
   private pendingSnapshot: SnapshotMeta | undefined = undefined;
+  // Retained: entries the host made durable that are not applied yet, kept so that handing
+  // them out as committed (usually the very next Ready) needs no read back from storage, which
+  // built a second copy of each entry. retained[k] has index `retainedOffset + k`; the list
+  // always ends at `offset - 1` and holds at most retainedBytesMax bytes (beyond, it is emptied
+  // and storage serves as before).
+  private readonly retained: Entry[] = [];
+  private retainedOffset = 0;
+  private retainedBytes = 0;
+  private readonly retainedBytesMax: number;
   // Invariant: applied <= committed <= lastIndex(); both only grow.
   /** Highest index known to be committed. */
   committed: number;
@@ -43,9 +52,13 @@ export class RaftLog {
    */
   conflictIndex = 0;
 
-  /** A log over `storage`, whose state machine has applied up to `applied`. */
-  constructor(storage: RaftStorage, committed: number, applied: number) {
+  /**
+   * A log over `storage`, whose state machine has applied up to `applied`, keeping up to
+   * `retainedBytesMax` bytes of durable unapplied entries in memory.
+   */
+  constructor(storage: RaftStorage, committed: number, applied: number, retainedBytesMax = 0) {
     this.storage = storage;
+    this.retainedBytesMax = retainedBytesMax;
     const last = storage.lastIndex();
     this.offset = last + 1;
     assert(committed <= last, 'persisted commit is beyond the persisted log');
@@ -179,6 +192,7 @@ export class RaftLog {
       // The new entries replace part of the durable log: storage drops its suffix when the host
       // persists them (the Ready's entries start at `after`).
       this.offset = after;
+      this.dropRetainedFrom(after);
       this.replaceUnstable(entries.slice());
     } else {
       const tail = this.unstable.slice(0, after - this.offset);
@@ -198,7 +212,10 @@ export class RaftLog {
       return this.unstable.slice(start, start + countWithin(this.unstable, start, end, maxBytes));
     }
     const storedHi = Math.min(hi, this.offset);
-    const stored = this.storage.entries(lo, storedHi, maxBytes);
+    const stored =
+      lo >= this.retainedOffset && this.retained.length > 0
+        ? this.retainedSlice(lo, storedHi, maxBytes)
+        : this.storage.entries(lo, storedHi, maxBytes);
     assert(stored.length > 0, 'storage returned no entries for a non-empty range');
     if (stored.length < storedHi - lo || hi <= this.offset) return stored;
     let size = 0;
@@ -237,12 +254,68 @@ export class RaftLog {
     if (index <= this.applied) return;
     assert(index <= this.committed, 'applied beyond the commit index');
     this.applied = index;
+    this.dropRetainedTo(index);
+  }
+
+  /** Retained entries [lo, hi) (all retained: lo >= retainedOffset, hi <= offset), capped. */
+  private retainedSlice(lo: number, hi: number, maxBytes: number): Entry[] {
+    const start = lo - this.retainedOffset;
+    const end = hi - this.retainedOffset;
+    return this.retained.slice(start, start + countWithin(this.retained, start, end, maxBytes));
+  }
+
+  /** Keeps unstable[0, count) — just made durable, ending at offset - 1 — as retained. */
+  private retain(count: number): void {
+    const kept = this.retained;
+    if (kept.length === 0) this.retainedOffset = this.offset;
+    assert(this.retainedOffset + kept.length === this.offset, 'retained entries are contiguous');
+    for (let i = 0; i < count; i++) {
+      const e = this.unstable[i]!;
+      if (e.index <= this.applied) continue;
+      if (kept.length === 0) this.retainedOffset = e.index;
+      kept.push(e);
+      this.retainedBytes += entryBytes(e);
+    }
+    if (this.retainedBytes > this.retainedBytesMax) this.clearRetained();
+  }
+
+  /** Forgets retained entries at `index` and below (applied: never handed out again). */
+  private dropRetainedTo(index: number): void {
+    const kept = this.retained;
+    if (kept.length === 0 || index < this.retainedOffset) return;
+    const n = Math.min(index - this.retainedOffset + 1, kept.length);
+    if (n === kept.length) {
+      this.clearRetained();
+      return;
+    }
+    for (let i = 0; i < n; i++) this.retainedBytes -= entryBytes(kept[i]!);
+    // In place: a new array per applied batch would be garbage on the write path.
+    kept.copyWithin(0, n);
+    kept.length -= n;
+    this.retainedOffset += n;
+  }
+
+  /** Forgets retained entries at `index` and above (the log is being replaced from there). */
+  private dropRetainedFrom(index: number): void {
+    const kept = this.retained;
+    if (kept.length === 0) return;
+    const n = Math.max(0, index - this.retainedOffset);
+    if (n >= kept.length) return;
+    for (let i = n; i < kept.length; i++) this.retainedBytes -= entryBytes(kept[i]!);
+    kept.length = n;
+    if (n === 0) this.retainedBytes = 0;
+  }
+
+  private clearRetained(): void {
+    this.retained.length = 0;
+    this.retainedBytes = 0;
   }
 
   /** Replaces the log by a snapshot received from the leader (persisted via the next Ready). */
   restore(snap: SnapshotMeta): void {
     assert(snap.index > this.committed, 'restoring a snapshot older than the commit index');
     this.committed = snap.index;
+    this.clearRetained();
     this.replaceUnstable(noEntries);
     this.offset = snap.index + 1;
     this.pendingSnapshot = snap;
@@ -279,6 +352,7 @@ export class RaftLog {
       const pos = e.index - this.offset;
       if (pos < 0) return;
       if (pos < this.unstable.length && this.unstable[pos] === e) {
+        if (this.retainedBytesMax > 0) this.retain(pos + 1);
         const rest = pos + 1 === this.unstable.length ? noEntries : this.unstable.slice(pos + 1);
         this.replaceUnstable(rest);
         this.offset = e.index + 1;

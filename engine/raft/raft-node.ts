@@ -42,6 +42,7 @@
  * checks (etcd's "local" messages): a ReadIndexResp's index is valid whenever it arrives, since
  * the leader confirmed its leadership after the request was made.
  */
+import { raftRetainedBytesMax } from '../limits.js';
 import { assert } from './assert.js';
 import { applyConfChangeTo, decodeConfChange, encodeConfChange, isJoint } from './conf-change.js';
 import { type Progress, ProgressState, progressStateNames } from './progress.js';
@@ -235,7 +236,8 @@ export class RaftNode {
     this.unsafeCommit = config.unsafe?.commitByCountingPreviousTerm === true;
     this.unsafeReads = config.unsafe?.readWithoutQuorum === true;
     const { hardState, confState } = storage.initialState();
-    this.log = new RaftLog(storage, hardState.commit, config.applied ?? 0);
+    const retained = config.retainedBytesMax ?? raftRetainedBytesMax;
+    this.log = new RaftLog(storage, hardState.commit, config.applied ?? 0, retained);
     this.tracker = new Tracker(copyConfState(confState));
     this.term = hardState.term;
     this.vote = hardState.vote;

@@ -548,10 +548,26 @@ export class NodeHost {
     if (this.pendingCount >= proposalsPendingMax) return Promise.reject(this.pendingError());
     const accepted = hosted.raft.propose(data);
     if (!accepted.ok) return Promise.reject(refusalError(group, accepted));
-    return new Promise<CommandResult>((resolve, reject) => {
-      this.track(hosted, accepted, resolve, reject);
-    });
+    // One executor for every proposal (it runs synchronously and only hands over the settle
+    // functions): a closure per proposal was garbage on the hottest path.
+    const promise = new Promise<CommandResult>(this.captureSettlers);
+    const resolve = this.capturedResolve as (result: CommandResult) => void;
+    const reject = this.capturedReject as (err: FlotillaError) => void;
+    this.capturedResolve = undefined;
+    this.capturedReject = undefined;
+    this.track(hosted, accepted, resolve, reject);
+    return promise;
   }
+
+  private capturedResolve: ((result: CommandResult) => void) | undefined;
+  private capturedReject: ((err: FlotillaError) => void) | undefined;
+  private readonly captureSettlers = (
+    resolve: (result: CommandResult) => void,
+    reject: (err: FlotillaError) => void,
+  ): void => {
+    this.capturedResolve = resolve;
+    this.capturedReject = reject;
+  };
 
   private pendingError(): FlotillaError {
     return new FlotillaError(
@@ -578,7 +594,8 @@ export class NodeHost {
     }
     hosted.proposals.set(accepted.index, {
       term: accepted.term,
-      deadline: this.scheduler.now() + proposalTimeoutMs,
+      // Whole milliseconds: a fractional one was a boxed number per proposal.
+      deadline: Math.ceil(this.scheduler.now() + proposalTimeoutMs),
       resolve,
       reject,
     });
@@ -1386,7 +1403,11 @@ function drainHeld(hosted: HostedGroup, out: ApplyPart[], budget: number): numbe
     }
     break;
   }
-  if (taken > 0) held.splice(0, taken);
+  if (taken > 0) {
+    // In place: splice would build an array of the removed parts on every apply.
+    held.copyWithin(0, taken);
+    held.length -= taken;
+  }
   return moved;
 }
 

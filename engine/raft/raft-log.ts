@@ -36,8 +36,10 @@ export class RaftLog {
   // them out as committed (usually the very next Ready) needs no read back from storage, which
   // built a second copy of each entry. retained[k] has index `retainedOffset + k`; the list
   // always ends at `offset - 1` and holds at most retainedBytesMax bytes (beyond, it is emptied
-  // and storage serves as before).
-  private readonly retained: Entry[] = [];
+  // and storage serves as before). Only retained[0, retainedCount) is live; freed slots hold
+  // undefined: the array keeps its storage, which emptying it (every apply does) gave up.
+  private readonly retained: (Entry | undefined)[] = [];
+  private retainedCount = 0;
   private retainedOffset = 0;
   private retainedBytes = 0;
   private readonly retainedBytesMax: number;
@@ -213,7 +215,7 @@ export class RaftLog {
     }
     const storedHi = Math.min(hi, this.offset);
     const stored =
-      lo >= this.retainedOffset && this.retained.length > 0
+      lo >= this.retainedOffset && this.retainedCount > 0
         ? this.retainedSlice(lo, storedHi, maxBytes)
         : this.storage.entries(lo, storedHi, maxBytes);
     assert(stored.length > 0, 'storage returned no entries for a non-empty range');
@@ -261,19 +263,25 @@ export class RaftLog {
   private retainedSlice(lo: number, hi: number, maxBytes: number): Entry[] {
     const start = lo - this.retainedOffset;
     const end = hi - this.retainedOffset;
-    return this.retained.slice(start, start + countWithin(this.retained, start, end, maxBytes));
+    const kept = this.retained as Entry[];
+    return kept.slice(start, start + countWithin(kept, start, end, maxBytes));
   }
 
   /** Keeps unstable[0, count) — just made durable, ending at offset - 1 — as retained. */
   private retain(count: number): void {
     const kept = this.retained;
-    if (kept.length === 0) this.retainedOffset = this.offset;
-    assert(this.retainedOffset + kept.length === this.offset, 'retained entries are contiguous');
+    if (this.retainedCount === 0) this.retainedOffset = this.offset;
+    assert(
+      this.retainedOffset + this.retainedCount === this.offset,
+      'retained entries are contiguous',
+    );
     for (let i = 0; i < count; i++) {
       const e = this.unstable[i]!;
       if (e.index <= this.applied) continue;
-      if (kept.length === 0) this.retainedOffset = e.index;
-      kept.push(e);
+      if (this.retainedCount === 0) this.retainedOffset = e.index;
+      if (this.retainedCount === kept.length) kept.push(e);
+      else kept[this.retainedCount] = e;
+      this.retainedCount++;
       this.retainedBytes += entryBytes(e);
     }
     if (this.retainedBytes > this.retainedBytesMax) this.clearRetained();
@@ -282,33 +290,41 @@ export class RaftLog {
   /** Forgets retained entries at `index` and below (applied: never handed out again). */
   private dropRetainedTo(index: number): void {
     const kept = this.retained;
-    if (kept.length === 0 || index < this.retainedOffset) return;
-    const n = Math.min(index - this.retainedOffset + 1, kept.length);
-    if (n === kept.length) {
+    const count = this.retainedCount;
+    if (count === 0 || index < this.retainedOffset) return;
+    const n = Math.min(index - this.retainedOffset + 1, count);
+    if (n === count) {
       this.clearRetained();
       return;
     }
     for (let i = 0; i < n; i++) this.retainedBytes -= entryBytes(kept[i]!);
     // In place: a new array per applied batch would be garbage on the write path.
-    kept.copyWithin(0, n);
-    kept.length -= n;
+    kept.copyWithin(0, n, count);
+    this.setRetainedCount(count - n);
     this.retainedOffset += n;
   }
 
   /** Forgets retained entries at `index` and above (the log is being replaced from there). */
   private dropRetainedFrom(index: number): void {
     const kept = this.retained;
-    if (kept.length === 0) return;
+    const count = this.retainedCount;
+    if (count === 0) return;
     const n = Math.max(0, index - this.retainedOffset);
-    if (n >= kept.length) return;
-    for (let i = n; i < kept.length; i++) this.retainedBytes -= entryBytes(kept[i]!);
-    kept.length = n;
+    if (n >= count) return;
+    for (let i = n; i < count; i++) this.retainedBytes -= entryBytes(kept[i]!);
+    this.setRetainedCount(n);
     if (n === 0) this.retainedBytes = 0;
   }
 
   private clearRetained(): void {
-    this.retained.length = 0;
+    this.setRetainedCount(0);
     this.retainedBytes = 0;
+  }
+
+  /** Shrinks the live part to `count`, freeing the slots after it for the collector. */
+  private setRetainedCount(count: number): void {
+    for (let i = count; i < this.retainedCount; i++) this.retained[i] = undefined;
+    this.retainedCount = count;
   }
 
   /** Replaces the log by a snapshot received from the leader (persisted via the next Ready). */

@@ -558,10 +558,26 @@ export class NodeHost {
     if (this.pendingCount >= proposalsPendingMax) return Promise.reject(this.pendingError());
     const accepted = hosted.raft.propose(data);
     if (!accepted.ok) return Promise.reject(refusalError(group, accepted));
-    return new Promise<CommandResult>((resolve, reject) => {
-      this.track(hosted, accepted, resolve, reject);
-    });
+    // One executor for every proposal (it runs synchronously and only hands over the settle
+    // functions): a closure per proposal was garbage on the hottest path.
+    const promise = new Promise<CommandResult>(this.captureSettlers);
+    const resolve = this.capturedResolve as (result: CommandResult) => void;
+    const reject = this.capturedReject as (err: FlotillaError) => void;
+    this.capturedResolve = undefined;
+    this.capturedReject = undefined;
+    this.track(hosted, accepted, resolve, reject);
+    return promise;
   }
+
+  private capturedResolve: ((result: CommandResult) => void) | undefined;
+  private capturedReject: ((err: FlotillaError) => void) | undefined;
+  private readonly captureSettlers = (
+    resolve: (result: CommandResult) => void,
+    reject: (err: FlotillaError) => void,
+  ): void => {
+    this.capturedResolve = resolve;
+    this.capturedReject = reject;
+  };
 
   private pendingError(): FlotillaError {
     return new FlotillaError(
@@ -588,7 +604,8 @@ export class NodeHost {
     }
     hosted.proposals.set(accepted.index, {
       term: accepted.term,
-      deadline: this.scheduler.now() + proposalTimeoutMs,
+      // Whole milliseconds: a fractional one was a boxed number per proposal.
+      deadline: Math.ceil(this.scheduler.now() + proposalTimeoutMs),
       resolve,
       reject,
     });
@@ -1012,8 +1029,9 @@ export class NodeHost {
       }
       writes.push(w);
     }
-    this.failDropped(hosted, rd.dropped);
-    this.failDroppedReads(hosted, rd.droppedReads);
+    // Checked here: a for-of over the (usually empty) lists allocated iterators every Ready.
+    if (rd.dropped.length > 0) this.failDropped(hosted, rd.dropped);
+    if (rd.droppedReads.length > 0) this.failDroppedReads(hosted, rd.droppedReads);
     if (rd.snapshot !== undefined && rd.confState !== undefined) {
       // The membership a snapshot brought is stored once its marker is durable.
       hosted.held.push({ entries: [], conf: rd.confState, needs: rd.snapshot.index });
@@ -1123,7 +1141,8 @@ export class NodeHost {
 
   /** Serves a Ready's reads and advances it; `redo` marks the group for another turn. */
   private finishReady(hosted: HostedGroup, rd: Ready, redo: boolean): void {
-    for (const rs of rd.readStates) {
+    for (let i = 0; i < rd.readStates.length; i++) {
+      const rs = rd.readStates[i]!;
       const key = contextKey(rs.context);
       const read = hosted.reads.get(key);
       if (read === undefined) continue;
@@ -1162,8 +1181,10 @@ export class NodeHost {
     if (parts.length === 0) return;
     const items: ApplyItem[] = [];
     const confs = new Map<number, ConfState>();
-    for (const { hosted, entries, conf } of parts) {
-      for (const e of entries) {
+    for (let p = 0; p < parts.length; p++) {
+      const { hosted, entries, conf } = parts[p]!;
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
         items.push({ shard: hosted.id, index: e.index, term: e.term, data: e.data, type: e.type });
       }
       if (conf !== undefined) {
@@ -1179,8 +1200,10 @@ export class NodeHost {
       return;
     }
     let at = 0;
-    for (const { hosted, entries } of parts) {
-      for (const e of entries) {
+    for (let p = 0; p < parts.length; p++) {
+      const { hosted, entries } = parts[p]!;
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!;
         const result = results[at++]!;
         // A snapshot installed meanwhile may already have moved the state past this entry.
         hosted.applied = Math.max(hosted.applied, e.index);
@@ -1360,7 +1383,9 @@ function splitDurable(committed: Entry[], durableLast: number): number {
 }
 
 function hasConfChange(entries: readonly Entry[]): boolean {
-  for (const e of entries) if (e.type === EntryType.ConfChange) return true;
+  // Indexed: it runs on every Ready, and a for-of allocated an iterator when not optimized.
+  for (let i = 0; i < entries.length; i++)
+    if (entries[i]!.type === EntryType.ConfChange) return true;
   return false;
 }
 
@@ -1393,7 +1418,11 @@ function drainHeld(hosted: HostedGroup, out: ApplyPart[], budget: number): numbe
     }
     break;
   }
-  if (taken > 0) held.splice(0, taken);
+  if (taken > 0) {
+    // In place: splice would build an array of the removed parts on every apply.
+    held.copyWithin(0, taken);
+    held.length -= taken;
+  }
   return moved;
 }
 

@@ -177,6 +177,11 @@ export const raftMsgBytesMax = 1024 * 1024;
 export const raftUncommittedBytesMax = 64 * 1024 * 1024;
 /** Committed entry bytes handed to the host per Ready and group. */
 export const raftCommittedBytesPerReadyMax = 4 * 1024 * 1024;
+/**
+ * Bytes of durable, not yet applied entries a group keeps in memory so that handing them out as
+ * committed needs no read back from the log (beyond it the log serves them, as before).
+ */
+export const raftRetainedBytesMax = 1024 * 1024;
 /** Reads a group queues (waiting for a heartbeat round, or forwarded to the leader). */
 export const raftReadsPendingMax = 4096;
 /** Outgoing messages a group queues between two Readies (beyond it they are dropped). */

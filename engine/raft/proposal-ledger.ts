@@ -15,8 +15,11 @@ import type { Entry } from './types.js';
 
 /** The proposals of one node awaiting their outcome, and the drops not yet reported. */
 export class ProposalLedger {
-  // Flat (term, fromIndex, toIndex) triples, oldest first; indexes grow along the list.
+  // Flat (term, fromIndex, toIndex) triples, oldest first; indexes grow along the list. Only
+  // ranges[0, used) is live: the array never shrinks, since emptying it (every commit of a
+  // leader's proposals does) gave up its storage and the next proposal allocated it again.
   private readonly ranges: number[] = [];
+  private used = 0;
   private drops: DroppedProposals[] | null = null;
   private readonly rangesMax: number;
 
@@ -27,7 +30,7 @@ export class ProposalLedger {
 
   /** Whether the ledger tracks nothing and has nothing to report. */
   isIdle(): boolean {
-    return this.ranges.length === 0 && this.drops === null;
+    return this.used === 0 && this.drops === null;
   }
 
   /** Whether drops wait to be reported. */
@@ -45,16 +48,23 @@ export class ProposalLedger {
   /** Records a proposal accepted at (index, term). */
   track(term: number, index: number): void {
     const ranges = this.ranges;
-    const n = ranges.length;
+    const n = this.used;
     if (n > 0 && ranges[n - 3] === term && ranges[n - 1] === index - 1) {
       ranges[n - 1] = index;
       return;
     }
     if (n / 3 >= this.rangesMax) {
       this.drop(ranges[0]!, ranges[1]!, ranges[2]!, 'untracked');
-      ranges.splice(0, 3);
+      this.removeRange(0);
     }
-    ranges.push(term, index, index);
+    const at = this.used;
+    if (at === ranges.length) ranges.push(term, index, index);
+    else {
+      ranges[at] = term;
+      ranges[at + 1] = index;
+      ranges[at + 2] = index;
+    }
+    this.used = at + 3;
   }
 
   /**
@@ -66,7 +76,7 @@ export class ProposalLedger {
     const first = entries[0]!.index;
     const last = entries[entries.length - 1]!.index;
     let k = 0;
-    while (k < ranges.length) {
+    while (k < this.used) {
       const term = ranges[k]!;
       const lo = ranges[k + 1]!;
       const hi = ranges[k + 2]!;
@@ -82,7 +92,7 @@ export class ProposalLedger {
       }
       if (runStart !== 0) this.drop(term, runStart, to, 'superseded');
       if (hi <= last) {
-        ranges.splice(k, 3);
+        this.removeRange(k);
       } else {
         if (lo <= last) ranges[k + 1] = last + 1;
         k += 3;
@@ -94,7 +104,7 @@ export class ProposalLedger {
   settleSnapshot(index: number, term: number): void {
     const ranges = this.ranges;
     let k = 0;
-    while (k < ranges.length) {
+    while (k < this.used) {
       const t = ranges[k]!;
       const lo = ranges[k + 1]!;
       const hi = ranges[k + 2]!;
@@ -106,7 +116,7 @@ export class ProposalLedger {
       // in it.
       this.drop(t, lo, Math.min(hi, index), t > term ? 'superseded' : 'snapshot');
       if (hi <= index) {
-        ranges.splice(k, 3);
+        this.removeRange(k);
       } else {
         ranges[k + 1] = index + 1;
         k += 3;
@@ -117,10 +127,17 @@ export class ProposalLedger {
   /** Gives up on every proposal (outcome unknown, for `reason`). */
   dropAll(reason: DropReason): void {
     const ranges = this.ranges;
-    for (let k = 0; k < ranges.length; k += 3) {
+    for (let k = 0; k < this.used; k += 3) {
       this.drop(ranges[k]!, ranges[k + 1]!, ranges[k + 2]!, reason);
     }
-    ranges.length = 0;
+    this.used = 0;
+  }
+
+  /** Removes the triple at `k` in place (splice allocated the removed part on every commit). */
+  private removeRange(k: number): void {
+    const ranges = this.ranges;
+    for (let i = k + 3; i < this.used; i++) ranges[i - 3] = ranges[i]!;
+    this.used -= 3;
   }
 
   private drop(term: number, fromIndex: number, toIndex: number, reason: DropReason): void {

@@ -32,6 +32,17 @@ export class RaftLog {
   private unstableShared = false;
   private offset: number;
   private pendingSnapshot: SnapshotMeta | undefined = undefined;
+  // Retained: entries the host made durable that are not applied yet, kept so that handing
+  // them out as committed (usually the very next Ready) needs no read back from storage, which
+  // built a second copy of each entry. retained[k] has index `retainedOffset + k`; the list
+  // always ends at `offset - 1` and holds at most retainedBytesMax bytes (beyond, it is emptied
+  // and storage serves as before). Only retained[0, retainedCount) is live; freed slots hold
+  // undefined: the array keeps its storage, which emptying it (every apply does) gave up.
+  private readonly retained: (Entry | undefined)[] = [];
+  private retainedCount = 0;
+  private retainedOffset = 0;
+  private retainedBytes = 0;
+  private readonly retainedBytesMax: number;
   // Invariant: applied <= committed <= lastIndex(); both only grow.
   /** Highest index known to be committed. */
   committed: number;
@@ -43,9 +54,13 @@ export class RaftLog {
    */
   conflictIndex = 0;
 
-  /** A log over `storage`, whose state machine has applied up to `applied`. */
-  constructor(storage: RaftStorage, committed: number, applied: number) {
+  /**
+   * A log over `storage`, whose state machine has applied up to `applied`, keeping up to
+   * `retainedBytesMax` bytes of durable unapplied entries in memory.
+   */
+  constructor(storage: RaftStorage, committed: number, applied: number, retainedBytesMax = 0) {
     this.storage = storage;
+    this.retainedBytesMax = retainedBytesMax;
     const last = storage.lastIndex();
     this.offset = last + 1;
     assert(committed <= last, 'persisted commit is beyond the persisted log');
@@ -179,6 +194,7 @@ export class RaftLog {
       // The new entries replace part of the durable log: storage drops its suffix when the host
       // persists them (the Ready's entries start at `after`).
       this.offset = after;
+      this.dropRetainedFrom(after);
       this.replaceUnstable(entries.slice());
     } else {
       const tail = this.unstable.slice(0, after - this.offset);
@@ -198,7 +214,10 @@ export class RaftLog {
       return this.unstable.slice(start, start + countWithin(this.unstable, start, end, maxBytes));
     }
     const storedHi = Math.min(hi, this.offset);
-    const stored = this.storage.entries(lo, storedHi, maxBytes);
+    const stored =
+      lo >= this.retainedOffset && this.retainedCount > 0
+        ? this.retainedSlice(lo, storedHi, maxBytes)
+        : this.storage.entries(lo, storedHi, maxBytes);
     assert(stored.length > 0, 'storage returned no entries for a non-empty range');
     if (stored.length < storedHi - lo || hi <= this.offset) return stored;
     let size = 0;
@@ -237,12 +256,82 @@ export class RaftLog {
     if (index <= this.applied) return;
     assert(index <= this.committed, 'applied beyond the commit index');
     this.applied = index;
+    this.dropRetainedTo(index);
+  }
+
+  /** Retained entries [lo, hi) (all retained: lo >= retainedOffset, hi <= offset), capped. */
+  private retainedSlice(lo: number, hi: number, maxBytes: number): Entry[] {
+    const start = lo - this.retainedOffset;
+    const end = hi - this.retainedOffset;
+    const kept = this.retained as Entry[];
+    return kept.slice(start, start + countWithin(kept, start, end, maxBytes));
+  }
+
+  /** Keeps unstable[0, count) — just made durable, ending at offset - 1 — as retained. */
+  private retain(count: number): void {
+    const kept = this.retained;
+    if (this.retainedCount === 0) this.retainedOffset = this.offset;
+    assert(
+      this.retainedOffset + this.retainedCount === this.offset,
+      'retained entries are contiguous',
+    );
+    for (let i = 0; i < count; i++) {
+      const e = this.unstable[i]!;
+      if (e.index <= this.applied) continue;
+      if (this.retainedCount === 0) this.retainedOffset = e.index;
+      if (this.retainedCount === kept.length) kept.push(e);
+      else kept[this.retainedCount] = e;
+      this.retainedCount++;
+      this.retainedBytes += entryBytes(e);
+    }
+    if (this.retainedBytes > this.retainedBytesMax) this.clearRetained();
+  }
+
+  /** Forgets retained entries at `index` and below (applied: never handed out again). */
+  private dropRetainedTo(index: number): void {
+    const kept = this.retained;
+    const count = this.retainedCount;
+    if (count === 0 || index < this.retainedOffset) return;
+    const n = Math.min(index - this.retainedOffset + 1, count);
+    if (n === count) {
+      this.clearRetained();
+      return;
+    }
+    for (let i = 0; i < n; i++) this.retainedBytes -= entryBytes(kept[i]!);
+    // In place: a new array per applied batch would be garbage on the write path.
+    kept.copyWithin(0, n, count);
+    this.setRetainedCount(count - n);
+    this.retainedOffset += n;
+  }
+
+  /** Forgets retained entries at `index` and above (the log is being replaced from there). */
+  private dropRetainedFrom(index: number): void {
+    const kept = this.retained;
+    const count = this.retainedCount;
+    if (count === 0) return;
+    const n = Math.max(0, index - this.retainedOffset);
+    if (n >= count) return;
+    for (let i = n; i < count; i++) this.retainedBytes -= entryBytes(kept[i]!);
+    this.setRetainedCount(n);
+    if (n === 0) this.retainedBytes = 0;
+  }
+
+  private clearRetained(): void {
+    this.setRetainedCount(0);
+    this.retainedBytes = 0;
+  }
+
+  /** Shrinks the live part to `count`, freeing the slots after it for the collector. */
+  private setRetainedCount(count: number): void {
+    for (let i = count; i < this.retainedCount; i++) this.retained[i] = undefined;
+    this.retainedCount = count;
   }
 
   /** Replaces the log by a snapshot received from the leader (persisted via the next Ready). */
   restore(snap: SnapshotMeta): void {
     assert(snap.index > this.committed, 'restoring a snapshot older than the commit index');
     this.committed = snap.index;
+    this.clearRetained();
     this.replaceUnstable(noEntries);
     this.offset = snap.index + 1;
     this.pendingSnapshot = snap;
@@ -279,6 +368,7 @@ export class RaftLog {
       const pos = e.index - this.offset;
       if (pos < 0) return;
       if (pos < this.unstable.length && this.unstable[pos] === e) {
+        if (this.retainedBytesMax > 0) this.retain(pos + 1);
         const rest = pos + 1 === this.unstable.length ? noEntries : this.unstable.slice(pos + 1);
         this.replaceUnstable(rest);
         this.offset = e.index + 1;

@@ -42,6 +42,7 @@
  * checks (etcd's "local" messages): a ReadIndexResp's index is valid whenever it arrives, since
  * the leader confirmed its leadership after the request was made.
  */
+import { raftRetainedBytesMax } from '../limits.js';
 import { assert } from './assert.js';
 import { applyConfChangeTo, decodeConfChange, encodeConfChange, isJoint } from './conf-change.js';
 import { type Progress, ProgressState, progressStateNames } from './progress.js';
@@ -235,7 +236,8 @@ export class RaftNode {
     this.unsafeCommit = config.unsafe?.commitByCountingPreviousTerm === true;
     this.unsafeReads = config.unsafe?.readWithoutQuorum === true;
     const { hardState, confState } = storage.initialState();
-    this.log = new RaftLog(storage, hardState.commit, config.applied ?? 0);
+    const retained = config.retainedBytesMax ?? raftRetainedBytesMax;
+    this.log = new RaftLog(storage, hardState.commit, config.applied ?? 0, retained);
     this.tracker = new Tracker(copyConfState(confState));
     this.term = hardState.term;
     this.vote = hardState.vote;
@@ -486,7 +488,9 @@ export class RaftNode {
     this.msgsAfterPersist = null;
     this.readStates = null;
     this.droppedReads = null;
-    if (this.ledger?.isIdle() === true) this.ledger = null;
+    // A leader keeps its idle ledger: it will likely propose again before the next Ready, and
+    // a new one per Ready was garbage on the write path. Others free it (many idle groups).
+    if (this.role !== Role.Leader && this.ledger?.isIdle() === true) this.ledger = null;
     this.confChanged = false;
     this.outstanding = rd;
     return rd;

@@ -182,6 +182,11 @@ export interface RaftConfig {
   uncommittedBytesMax: number;
   /** Committed entry bytes handed out per Ready (one entry always fits). */
   committedBytesPerReadyMax: number;
+  /**
+   * Durable entries not applied yet kept in memory, in bytes, so that delivering them as
+   * committed reads nothing back from storage (default raftRetainedBytesMax; 0 keeps none).
+   */
+  retainedBytesMax?: number;
   /** Reads a node queues (waiting for confirmation, or forwarded to the leader). */
   readsPendingMax: number;
   /** Outgoing messages queued between two Readies; beyond it messages are dropped (Raft

@@ -135,3 +135,105 @@ describe('Progress inflight window', () => {
     expect(pr.next).toBe(21);
   });
 });
+
+/** A MemoryRaftStorage that counts the entry reads served from it. */
+class CountingStorage extends MemoryRaftStorage {
+  reads = 0;
+  override entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    this.reads++;
+    return super.entries(lo, hi, maxBytes);
+  }
+}
+
+/** Persists the log's unstable tail as a host does: storage first, then stableWritten. */
+function persist(log: RaftLog, storage: MemoryRaftStorage): void {
+  const written = log.unstableEntries();
+  storage.append(written);
+  log.stableWritten(written);
+}
+
+describe('RaftLog retention of durable unapplied entries', () => {
+  it('hands out entries just made durable without reading them back from storage', () => {
+    const s = new CountingStorage();
+    const log = new RaftLog(s, 0, 0, 1e6);
+    for (const e of entries([1, 1, 1])) log.appendOne(e);
+    persist(log, s);
+    log.commitTo(3);
+    const committed = log.nextCommittedEntries(1e9);
+    expect(committed.map((e) => e.index)).toEqual([1, 2, 3]);
+    expect(s.reads).toBe(0);
+    log.appliedTo(3);
+    // Applied entries are forgotten: an older range comes from storage again.
+    expect(log.slice(2, 4, 1e9).map((e) => e.index)).toEqual([2, 3]);
+    expect(s.reads).toBe(1);
+  });
+
+  it('empties itself beyond its byte cap, and storage serves instead', () => {
+    const s = new CountingStorage();
+    const one = entryBytes(entries([1])[0]!);
+    const log = new RaftLog(s, 0, 0, one * 2);
+    for (const e of entries([1, 1, 1])) log.appendOne(e);
+    persist(log, s);
+    log.commitTo(3);
+    expect(log.nextCommittedEntries(1e9).map((e) => e.index)).toEqual([1, 2, 3]);
+    expect(s.reads).toBe(1);
+  });
+
+  it('serves what storage holds through appends, truncations, persists and applies', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('propose' as const), n: fc.integer({ min: 1, max: 4 }) }),
+      fc.record({
+        kind: fc.constant('replace' as const),
+        back: fc.integer({ min: 0, max: 5 }),
+        n: fc.integer({ min: 0, max: 3 }),
+      }),
+      fc.record({ kind: fc.constant('persist' as const) }),
+      fc.record({ kind: fc.constant('commit' as const), n: fc.integer({ min: 1, max: 4 }) }),
+      fc.record({ kind: fc.constant('apply' as const), bytes: fc.integer({ min: 1, max: 400 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), fc.integer({ min: 0, max: 600 }), (ops, cap) => {
+        const sa = new MemoryRaftStorage();
+        const sb = new MemoryRaftStorage();
+        const a = new RaftLog(sa, 0, 0, cap);
+        const b = new RaftLog(sb, 0, 0, 0);
+        let term = 1;
+        for (const o of ops) {
+          if (o.kind === 'propose') {
+            for (const e of entries(new Array(o.n).fill(term), a.lastIndex() + 1)) {
+              a.appendOne(e);
+              b.appendOne(e);
+            }
+          } else if (o.kind === 'replace') {
+            // A new leader's entries replace an uncommitted suffix (as a follower sees it).
+            const at = Math.max(a.committed + 1, a.lastIndex() + 1 - o.back);
+            term++;
+            const news = entries(new Array(o.n).fill(term), at);
+            const prevTerm = a.term(at - 1) ?? 0;
+            expect(a.maybeAppend(at - 1, prevTerm, a.committed, news)).toBe(
+              b.maybeAppend(at - 1, prevTerm, b.committed, news),
+            );
+          } else if (o.kind === 'persist') {
+            persist(a, sa);
+            persist(b, sb);
+          } else if (o.kind === 'commit') {
+            const to = Math.min(a.committed + o.n, a.lastIndex());
+            a.commitTo(to);
+            b.commitTo(to);
+          } else {
+            const ca = a.nextCommittedEntries(o.bytes);
+            expect(ca).toEqual(b.nextCommittedEntries(o.bytes));
+            const last = ca[ca.length - 1];
+            if (last !== undefined) {
+              a.appliedTo(last.index);
+              b.appliedTo(last.index);
+            }
+          }
+          const lo = a.firstIndex();
+          expect(a.slice(lo, a.lastIndex() + 1, 1e9)).toEqual(b.slice(lo, b.lastIndex() + 1, 1e9));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -99,6 +99,21 @@ const requests: ClientRequest[] = [
   { op: RequestOp.Status },
 ];
 
+/** Flips one byte of `frame` anywhere, with any mask: `decode` must refuse it with PROTOCOL. */
+function everyByteFlipRefused(frame: Uint8Array, decode: (bad: Uint8Array) => unknown): void {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: frame.length - 1 }),
+      fc.integer({ min: 1, max: 255 }),
+      (at, xor) => {
+        const bad = Uint8Array.from(frame);
+        bad[at]! ^= xor;
+        expect(outcome(() => decode(bad))).toBe('PROTOCOL');
+      },
+    ),
+  );
+}
+
 describe('client frames', () => {
   it('round-trip any kind, request id and body', () => {
     fc.assert(
@@ -118,18 +133,7 @@ describe('client frames', () => {
   });
 
   it('refuse every single-byte corruption with a PROTOCOL error', () => {
-    const frame = encodeRequestFrame(42, requests[3]!);
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 0, max: frame.length - 1 }),
-        fc.integer({ min: 1, max: 255 }),
-        (at, xor) => {
-          const bad = Uint8Array.from(frame);
-          bad[at]! ^= xor;
-          expect(outcome(() => decodeClientFrame(bad))).toBe('PROTOCOL');
-        },
-      ),
-    );
+    everyByteFlipRefused(encodeRequestFrame(42, requests[3]!), decodeClientFrame);
   });
 
   it('split a stream of random bytes into frames or PROTOCOL errors, never anything else', () => {
@@ -180,17 +184,7 @@ describe('batch frames', () => {
     const bodies = [encodeRequestBody(requests[3]!), encodeRequestBody(requests[1]!)];
     const kinds = [ClientFrameKind.Request, ClientFrameKind.Request];
     const frame = encodeBatchFrame(kinds, [7, 8], bodies, 0, 2);
-    fc.assert(
-      fc.property(
-        fc.integer({ min: 0, max: frame.length - 1 }),
-        fc.integer({ min: 1, max: 255 }),
-        (at, xor) => {
-          const bad = Uint8Array.from(frame);
-          bad[at]! ^= xor;
-          expect(outcome(() => decodeBatchItems(decodeClientFrame(bad)))).toBe('PROTOCOL');
-        },
-      ),
-    );
+    everyByteFlipRefused(frame, (bad) => decodeBatchItems(decodeClientFrame(bad)));
   });
 
   it('refuse a count, an item kind or a length that disagrees with the bytes', () => {

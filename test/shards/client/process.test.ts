@@ -102,14 +102,23 @@ it('keeps acknowledged writes, and increments once, through a SIGKILL of a leade
     }
   };
   const load = Promise.all(Array.from({ length: 16 }, (_, w) => writer(w)));
-  await sleep(800);
+  // Marked handled: should an expectation below fail, closing the client rejects the writers
+  // after the test; when it passes, `await load` still reports any writer's error.
+  load.catch(() => undefined);
   // The leader of the counter's shard: increments in flight there are retried at the next
-  // leader, which must recognise the ones already applied.
+  // leader, which must recognise the ones already applied. Wait for the load to be under way
+  // and the client to know that leader (the shards elect after the processes start, slower on
+  // a loaded machine).
   const counterShard = rangeIndexOf(
     evenRanges(8).map((r) => r.start),
     keyHash(Buffer.from('counter')),
   );
-  const victim = db.shardMap().shards[counterShard]!.leader;
+  const leaderOfCounter = () => db.shardMap().shards[counterShard]!.leader;
+  await sleep(800);
+  for (let i = 0; i < 150 && (counters.acked === 0 || leaderOfCounter() === 0); i++) {
+    await sleep(100);
+  }
+  const victim = leaderOfCounter();
   expect(victim).toBeGreaterThan(0);
   await procs.get(victim)!.kill('SIGKILL');
   running.delete(procs.get(victim)!);

@@ -473,19 +473,12 @@ export class SegmentedLog implements LogStore {
         first.data,
         framedRecordOf(first),
       );
-      const seq = this.tailSeq;
-      const chunk = this.openChunk!;
       const bytes = recordHeaderBytes + first.data.length;
-      index.append(first.index, seq, at, bytes, first.term);
-      if (k === entries.length) {
-        this.segments.addLiveTo(this.tail, bytes);
-        break;
-      }
-      // Room for more records, keeping room for the chunk's closing record.
-      const room =
-        Math.min(this.tailCapacity - this.tailOffset, logWriteBytesMax - chunk.bytes) -
-        recordHeaderBytes;
-      const offset = this.tailOffset;
+      index.append(first.index, this.tailSeq, at, bytes, first.term);
+      this.segments.addLiveTo(this.tail, bytes);
+      if (k === entries.length) break;
+      const chunk = this.openChunk!;
+      const room = this.roomIn(chunk);
       const from = k;
       let used = 0;
       for (; k < entries.length; k++) {
@@ -493,12 +486,7 @@ export class SegmentedLog implements LogStore {
         if (next > room) break;
         used = next;
       }
-      chunk.stageRun(g.id, entries, from, k, used);
-      index.appendRun(entries, from, k, seq, offset);
-      this.tailOffset = offset + used;
-      this.enqueuedLsn += used;
-      assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
-      this.segments.addLiveTo(this.tail, this.tailOffset - at);
+      this.stageRun(chunk, g, entries, from, k, used);
     }
   }
 
@@ -514,23 +502,40 @@ export class SegmentedLog implements LogStore {
     const chunk = this.openChunk;
     if (chunk === undefined || entries === undefined || entries.length === 0) return false;
     if (w.snapshot !== undefined || w.hardState !== undefined) return false;
-    const index = g.index;
-    if (entries[0]!.index !== index.lastIndex + 1) return false;
-    const room =
-      Math.min(this.tailCapacity - this.tailOffset, logWriteBytesMax - chunk.bytes) -
-      recordHeaderBytes;
+    if (entries[0]!.index !== g.index.lastIndex + 1) return false;
     let used = 0;
     for (let k = 0; k < entries.length; k++) used += recordHeaderBytes + entries[k]!.data.length;
-    if (used > room) return false;
+    if (used > this.roomIn(chunk)) return false;
     checkEntries(entries);
+    this.stageRun(chunk, g, entries, 0, entries.length, used);
+    return true;
+  }
+
+  /** Record bytes the open `chunk` can still take, keeping room for its closing record. */
+  private roomIn(chunk: Chunk): number {
+    const room = Math.min(this.tailCapacity - this.tailOffset, logWriteBytesMax - chunk.bytes);
+    return room - recordHeaderBytes;
+  }
+
+  /**
+   * Stages and indexes `g`'s entries [from, to) — `used` bytes of records, which `chunk`, the
+   * open chunk, has room for — at the tail as one run.
+   */
+  private stageRun(
+    chunk: Chunk,
+    g: GroupState,
+    entries: readonly Entry[],
+    from: number,
+    to: number,
+    used: number,
+  ): void {
     const offset = this.tailOffset;
-    chunk.stageRun(g.id, entries, 0, entries.length, used);
-    index.appendRun(entries, 0, entries.length, this.tailSeq, offset);
+    chunk.stageRun(g.id, entries, from, to, used);
+    g.index.appendRun(entries, from, to, this.tailSeq, offset);
     this.tailOffset = offset + used;
     this.enqueuedLsn += used;
     assert(chunk.endLsn === this.enqueuedLsn, 'a chunk ends where the log does');
     this.segments.addLiveTo(this.tail, used);
-    return true;
   }
 
   private applyHardState(g: GroupState, hs: HardState): void {

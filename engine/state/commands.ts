@@ -31,6 +31,7 @@ import {
   keyBytesMax,
   sessionIdBytesMax,
 } from '../limits.js';
+import { binHeaderBytes, binLength, binStart, writeBinHeader } from '../msgpack-bin.js';
 import {
   checkValue,
   checkValueSize,
@@ -182,28 +183,6 @@ export function encodeCommand(command: Command): Uint8Array {
 /** MessagePack bytes of a sessionless put array, `[1, 1, null]` (fixarray of 5). */
 const putHead = [0x95, commandFormatVersion, Opcode.Put, 0xc0] as const;
 
-/** Bytes of a MessagePack bin header for `length` bytes. */
-function binHeaderBytes(length: number): number {
-  return length < 0x100 ? 2 : length < 0x10000 ? 3 : 5;
-}
-
-/** Writes a bin header (the smallest form, as msgpackr writes bytes) at `at`; returns its end. */
-function writeBinHeader(out: Buffer, at: number, length: number): number {
-  if (length < 0x100) {
-    out[at] = 0xc4;
-    out[at + 1] = length;
-    return at + 2;
-  }
-  if (length < 0x10000) {
-    out[at] = 0xc5;
-    out.writeUInt16BE(length, at + 1);
-    return at + 3;
-  }
-  out[at] = 0xc6;
-  out.writeUInt32BE(length, at + 1);
-  return at + 5;
-}
-
 /**
  * The bytes `packr.pack([1, 1, null, key, stored])` writes for a sessionless put (the hot write
  * of the embedded store), built in one buffer: the stored value (tag ‖ payload) goes straight
@@ -257,36 +236,6 @@ function decodePut(data: Uint8Array): DecodedCommand | undefined {
     stored: storedField(data.subarray(storedStart)),
     session: null,
   };
-}
-
-/** Where the bytes of the bin (8/16/32) at `at` start, or -1 when there is no bin there. */
-function binStart(data: Uint8Array, at: number): number {
-  switch (data[at]) {
-    case 0xc4:
-      return at + 2;
-    case 0xc5:
-      return at + 3;
-    case 0xc6:
-      return at + 5;
-    default:
-      return -1;
-  }
-}
-
-/** The length of the bin at `at` (0 past the end: binStart then says -1 or the span is cut). */
-function binLength(data: Uint8Array, at: number): number {
-  const b1 = data[at + 1] ?? 0;
-  const b2 = data[at + 2] ?? 0;
-  switch (data[at]) {
-    case 0xc4:
-      return b1;
-    case 0xc5:
-      return (b1 << 8) | b2;
-    case 0xc6:
-      return b1 * 2 ** 24 + ((b2 << 16) | ((data[at + 3] ?? 0) << 8) | (data[at + 4] ?? 0));
-    default:
-      return 0;
-  }
 }
 
 function commandArray(command: Command): unknown[] {

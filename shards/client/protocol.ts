@@ -79,6 +79,7 @@ import {
   clusterIdBytesMax,
   keyBytesMax,
 } from '../../engine/limits.js';
+import { binHeaderBytes, binLength, binStart, writeBinHeader } from '../../engine/msgpack-bin.js';
 import type { Change } from '../../engine/state/change-feed.js';
 import { type CommandResult, commandFormatVersion, Opcode } from '../../engine/state/commands.js';
 import type { ScanEntry, StoredValue } from '../../engine/state/kv-state.js';
@@ -799,23 +800,15 @@ function putUint(out: Uint8Array, at: number, v: number): number {
   return at + 5;
 }
 
-/** Writes MessagePack bin `bytes` (< 64 KiB) at `at`; returns the offset after it. */
+/** Writes MessagePack bin `bytes` at `at`; returns the offset after it. */
 function putBin(out: Uint8Array, at: number, bytes: Uint8Array): number {
-  let to = at;
-  if (bytes.length <= 0xff) {
-    out[to++] = 0xc4;
-    out[to++] = bytes.length;
-  } else {
-    out[to++] = 0xc5;
-    out[to++] = bytes.length >>> 8;
-    out[to++] = bytes.length & 0xff;
-  }
+  const to = writeBinHeader(out, at, bytes.length);
   out.set(bytes, to);
   return to + bytes.length;
 }
 
 function binBytes(length: number): number {
-  return (length <= 0xff ? 2 : 3) + length;
+  return binHeaderBytes(length) + length;
 }
 
 /** Reads a MessagePack unsigned integer < 2^32 at `at`: [value, next offset], or null. */
@@ -834,18 +827,11 @@ function getUint(b: Uint8Array, at: number): [number, number] | null {
 
 /** Reads MessagePack bin < 64 KiB at `at` as a view: [bytes, next offset], or null. */
 function getBin(b: Uint8Array, at: number): [Uint8Array, number] | null {
-  const t = b[at];
-  let length: number;
-  let start: number;
-  if (t === 0xc4 && at + 2 <= b.length) {
-    length = b[at + 1]!;
-    start = at + 2;
-  } else if (t === 0xc5 && at + 3 <= b.length) {
-    length = (b[at + 1]! << 8) | b[at + 2]!;
-    start = at + 3;
-  } else return null;
-  if (start + length > b.length) return null;
-  return [b.subarray(start, start + length), start + length];
+  const start = binStart(b, at);
+  if (start < 0 || b[at] === 0xc6) return null;
+  const end = start + binLength(b, at);
+  if (end > b.length) return null;
+  return [b.subarray(start, end), end];
 }
 
 /** The body of a Read request: `wirePackr.pack([3, shard, key, code])`, built directly. */

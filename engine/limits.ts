@@ -49,7 +49,7 @@ export const electionWaitersMax = 4_096;
 // Hard, on disk: changing one makes existing state directories and snapshots unreadable.
 
 /** Format version of the LMDB state environment (<dir>/state). HARD. */
-export const stateFormatVersion = 2;
+export const stateFormatVersion = 3;
 /** Format version of a shard snapshot stream. HARD: snapshots cross nodes of different builds. */
 export const snapshotFormatVersion = 1;
 /** LMDB page size of the state environment, in bytes. HARD: fixed when the file is created. */
@@ -80,11 +80,19 @@ export const commandErrorMessageCharsMax = 1024;
 
 // Soft, local to one node: safe to change across restarts.
 
-/** Change-feed records kept per shard (up to an eighth more between trims); older ones are
- *  trimmed, and a watcher behind them resyncs. */
-export const changesPerShardMax = 4096;
-/** Change-feed bytes (keys + values) kept per shard, whichever bound is reached first. */
-export const changeBytesPerShardMax = 16 * 1024 * 1024;
+/** Change-feed records one node keeps, over all its shards (up to an eighth more between
+ *  trims); older blocks are trimmed whole, and a watcher behind them resyncs. At 256 shards
+ *  this is the 4,096 records per shard of a uniform load. */
+export const changesMax = 1_048_576;
+/** Change-feed bytes (keys + values) one node keeps, whichever bound is reached first: ~1 KiB
+ *  values would reach it at 256 Ki records. Bounds the feed's share of the state file. */
+export const changeBytesMax = 256 * 1024 * 1024;
+/** Most change blocks one apply transaction trims; the rest go in the next ones. Bounds the
+ *  pause of a trim when blocks are small (a lightly loaded node writes one change per block). */
+export const changeTrimBlocksMax = 4096;
+/** Change blocks read back are cached up to this many bytes (at least the last one read), so
+ *  that watchers of many shards reading the same new block fetch it from LMDB once. */
+export const changeBlockCacheBytesMax = 4 * 1024 * 1024;
 /** Most change records one read of the change feed returns. */
 export const changesReadMax = 4096;
 /** Most in-process change listeners. */
@@ -209,7 +217,8 @@ assert(
 );
 assert(keyBytesMax + 4 <= stateKeyBytesMax, 'a shard-prefixed key must fit in an LMDB key');
 assert(sessionIdBytesMax + 4 <= stateKeyBytesMax, 'a shard-prefixed session id fits in a key');
-assert(changesPerShardMax >= 1, 'the change feed keeps at least the latest change');
+assert(changesMax >= 1, 'the change feed keeps at least the latest change');
+assert(changeTrimBlocksMax >= 2, 'a trim outpaces the one block each transaction adds');
 assert(
   leaderTransferTimeoutMs >= 2 * raftElectionTicks * tickMsDefault,
   'a transfer is awaited longer than the election timeout after which Raft abandons it',

@@ -96,24 +96,28 @@ export class StoreApi {
 
   /** The value of `key`, or undefined. */
   get(key: Uint8Array | string, options: ReadOptions = {}): Promise<Value | undefined> {
+    let later: Promise<StoredValue | undefined>;
     try {
       const now = this.readNow(key, options);
       if (now !== null) return Promise.resolve(now?.value);
+      later = this.readLater(key, options);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.readLater(key, options).then((stored) => stored?.value);
+    return later.then(storedValue);
   }
 
   /** The value of `key` with its version (the log index of its last write), or undefined. */
   getEntry(key: Uint8Array | string, options: ReadOptions = {}): Promise<Entry | undefined> {
+    let later: Promise<StoredValue | undefined>;
     try {
       const now = this.readNow(key, options);
       if (now !== null) return Promise.resolve(entryOf(now));
+      later = this.readLater(key, options);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.readLater(key, options).then(entryOf);
+    return later.then(entryOf);
   }
 
   /** A read served synchronously when the access can (the embedded store's common case). */
@@ -123,7 +127,9 @@ export class StoreApi {
     return this.access.readNow === undefined ? null : this.access.readNow(key, consistency);
   }
 
-  private async readLater(
+  /** A read through the access's `read`. Not async: it may throw, and its callers catch that
+   *  (one promise per read fewer than an async frame of its own). */
+  private readLater(
     key: Uint8Array | string,
     options: ReadOptions,
   ): Promise<StoredValue | undefined> {
@@ -322,6 +328,10 @@ export class StoreApi {
     this.closed = true;
     await this.access.close();
   }
+}
+
+function storedValue(stored: StoredValue | undefined): Value | undefined {
+  return stored?.value;
 }
 
 function entryOf(stored: StoredValue | undefined): Entry | undefined {

@@ -106,10 +106,24 @@ export function decodeSegmentHeader(
   return { version, seq, capacity: view.getUint32(24, true) };
 }
 
-/** The payload of a HardState record: the vote. */
+/** Payloads of the votes below `voteCacheSize` (node ids are small), made once each. */
+const voteCacheSize = 1024;
+const votePayloads = new Array<Uint8Array | undefined>(voteCacheSize).fill(undefined);
+
+/**
+ * The payload of a HardState record: the vote. Every group writes one per append that moves its
+ * commit index, so the payloads of small votes are made once and shared: the result is
+ * read-only.
+ */
 export function encodeVote(vote: number): Uint8Array {
+  const cacheable = vote >= 0 && vote < voteCacheSize;
+  if (cacheable) {
+    const cached = votePayloads[vote];
+    if (cached !== undefined) return cached;
+  }
   const out = new Uint8Array(hardStatePayloadBytes);
   new DataView(out.buffer).setUint32(0, vote, true);
+  if (cacheable) votePayloads[vote] = out;
   return out;
 }
 

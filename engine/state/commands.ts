@@ -31,7 +31,17 @@ import {
   keyBytesMax,
   sessionIdBytesMax,
 } from '../limits.js';
-import { binHeaderBytes, binLength, binStart, writeBinHeader } from '../msgpack-bin.js';
+import {
+  binBytes,
+  DirectReader,
+  isPackedUint,
+  numberBytes,
+  putBin,
+  putNumber,
+  putUint,
+  uintBytes,
+  writeBinHeader,
+} from '../msgpack-bin.js';
 import {
   checkValue,
   checkValueSize,
@@ -165,12 +175,17 @@ export type DecodedCommand =
     }
   | { type: 'shardRange'; hashLow: number; hashHigh: number };
 
-/** Entry bytes of `command`; throws INVALID_ARGUMENT, KEY_TOO_LARGE or VALUE_TOO_LARGE. */
-export function encodeCommand(command: Command): Uint8Array {
+/**
+ * Entry bytes of `command`, carrying `session` (default: the command's own); throws
+ * INVALID_ARGUMENT, KEY_TOO_LARGE or VALUE_TOO_LARGE.
+ */
+export function encodeCommand(
+  command: Command,
+  session = 'session' in command ? command.session : undefined,
+): Uint8Array {
   const data =
-    command.type === 'put' && command.session === undefined
-      ? encodePut(command.key, command.value)
-      : packr.pack(commandArray(command));
+    (command.type === 'put' && encodePut(command.key, command.value, session)) ||
+    packr.pack(commandArray(command, session));
   if (data.length > commandBytesMax) {
     throw new FlotillaError(
       'VALUE_TOO_LARGE',
@@ -180,15 +195,22 @@ export function encodeCommand(command: Command): Uint8Array {
   return data;
 }
 
-/** MessagePack bytes of a sessionless put array, `[1, 1, null]` (fixarray of 5). */
-const putHead = [0x95, commandFormatVersion, Opcode.Put, 0xc0] as const;
+/** MessagePack bytes of a put array's start, `[1, 1, ` (fixarray of 5). */
+const putHead = [0x95, commandFormatVersion, Opcode.Put] as const;
+/** MessagePack nil: a sessionless command's session field. */
+const nil = 0xc0;
+/** MessagePack fixarray of 3: a session's `[id, seq, time]`. */
+const sessionHead = 0x93;
 
 /**
- * The bytes `packr.pack([1, 1, null, key, stored])` writes for a sessionless put (the hot write
- * of the embedded store), built in one buffer: the stored value (tag ‖ payload) goes straight
- * into it instead of through an intermediate array and value buffer.
+ * The bytes `packr.pack([1, 1, session, key, stored])` writes for a put (the hot write), built
+ * in one buffer: the stored value (tag ‖ payload) goes straight into it instead of through an
+ * intermediate array and value buffer. False for a session whose time msgpackr would write as a
+ * negative number (the general path then encodes it).
  */
-function encodePut(key: Key, value: Value): Uint8Array {
+function encodePut(key: Key, value: Value, session: Session | undefined): Uint8Array | false {
+  const id = session === undefined ? undefined : sessionId(session);
+  if (session !== undefined && session.time < 0) return false;
   const keyBytes = encodeKey(key);
   let tag: number;
   let payload: Uint8Array;
@@ -202,17 +224,23 @@ function encodePut(key: Key, value: Value): Uint8Array {
   }
   checkValueSize(payload.length);
   const storedLength = 1 + payload.length;
+  const sessionBytes =
+    session === undefined || id === undefined
+      ? 1
+      : 1 + binBytes(id.length) + numberBytes(session.seq) + numberBytes(session.time);
   const out = Buffer.allocUnsafe(
-    putHead.length +
-      binHeaderBytes(keyBytes.length) +
-      keyBytes.length +
-      binHeaderBytes(storedLength) +
-      storedLength,
+    putHead.length + sessionBytes + binBytes(keyBytes.length) + binBytes(storedLength),
   );
   out.set(putHead, 0);
-  let at = writeBinHeader(out, putHead.length, keyBytes.length);
-  out.set(keyBytes, at);
-  at = writeBinHeader(out, at + keyBytes.length, storedLength);
+  let at: number = putHead.length;
+  if (session === undefined || id === undefined) out[at++] = nil;
+  else {
+    out[at] = sessionHead;
+    at = putBin(out, at + 1, id);
+    at = putNumber(out, putNumber(out, at, session.seq), session.time);
+  }
+  at = putBin(out, at, keyBytes);
+  at = writeBinHeader(out, at, storedLength);
   out[at] = tag;
   out.set(payload, at + 1);
   return out;
@@ -225,20 +253,28 @@ function encodePut(key: Key, value: Value): Uint8Array {
 function decodePut(data: Uint8Array): DecodedCommand | undefined {
   if (data.length < 8) return undefined;
   for (let i = 0; i < putHead.length; i++) if (data[i] !== putHead[i]) return undefined;
-  const keyStart = binStart(data, putHead.length);
-  const keyEnd = keyStart + binLength(data, putHead.length);
-  if (keyStart < 0 || keyEnd > data.length) return undefined;
-  const storedStart = binStart(data, keyEnd);
-  if (storedStart < 0 || storedStart + binLength(data, keyEnd) !== data.length) return undefined;
-  return {
-    type: 'put',
-    key: bytesField(data.subarray(keyStart, keyEnd), 'key'),
-    stored: storedField(data.subarray(storedStart)),
-    session: null,
-  };
+  const r = new DirectReader(data, putHead.length);
+  let id: Uint8Array | undefined;
+  let seq = 0;
+  let time = 0;
+  if (data[r.at] === nil) r.at++;
+  else {
+    if (data[r.at] !== sessionHead) return undefined;
+    r.at++;
+    id = r.bin();
+    seq = r.number();
+    time = r.number();
+    if (id === undefined || Number.isNaN(seq) || Number.isNaN(time)) return undefined;
+  }
+  const key = r.bin();
+  const stored = r.bin();
+  if (key === undefined || stored === undefined || !r.done) return undefined;
+  // Checked in the general path's order: the session, the key, the value.
+  const session = id === undefined ? null : checkSession(id, seq, time);
+  return { type: 'put', key: bytesField(key, 'key'), stored: storedField(stored), session };
 }
 
-function commandArray(command: Command): unknown[] {
+function commandArray(command: Command, session: Session | undefined): unknown[] {
   switch (command.type) {
     case 'noop':
       return [commandFormatVersion, Opcode.Noop];
@@ -248,14 +284,14 @@ function commandArray(command: Command): unknown[] {
         throw invalid(`a batch has ${command.ops.length} ops; the most is ${batchOpsMax}`);
       }
       const ops = command.ops.map((op) => opArray(op));
-      return [commandFormatVersion, Opcode.Batch, sessionArray(command.session), ops];
+      return [commandFormatVersion, Opcode.Batch, sessionArray(session), ops];
     }
     case 'exec': {
       const name = checkName(command.name);
       const args = command.args === undefined ? null : command.args;
       checkValue(args, 0);
       const key = encodeKey(command.key);
-      return [commandFormatVersion, Opcode.Exec, sessionArray(command.session), name, key, args];
+      return [commandFormatVersion, Opcode.Exec, sessionArray(session), name, key, args];
     }
     case 'shardRange': {
       checkRange(command.hashLow, command.hashHigh);
@@ -266,7 +302,7 @@ function commandArray(command: Command): unknown[] {
     case 'cas':
     case 'incr': {
       const [opcode, ...fields] = opArray(command);
-      return [commandFormatVersion, opcode, sessionArray(command.session), ...fields];
+      return [commandFormatVersion, opcode, sessionArray(session), ...fields];
     }
     default:
       throw invalid(`unknown command type ${String((command as { type: unknown }).type)}`);
@@ -311,6 +347,11 @@ function opArray(op: BatchOp): unknown[] {
 
 function sessionArray(session: Session | undefined): unknown[] | null {
   if (session === undefined) return null;
+  return [sessionId(session), session.seq, session.time];
+}
+
+/** The session's id as bytes, once its fields are checked; throws INVALID_ARGUMENT. */
+function sessionId(session: Session): Uint8Array {
   const id = typeof session.id === 'string' ? Buffer.from(session.id, 'utf8') : session.id;
   if (!(id instanceof Uint8Array) || id.length === 0 || id.length > sessionIdBytesMax) {
     throw invalid(`a session id must be 1..${sessionIdBytesMax} bytes (a string or bytes)`);
@@ -319,7 +360,7 @@ function sessionArray(session: Session | undefined): unknown[] | null {
     throw invalid('a session seq must be an integer >= 1');
   }
   if (!Number.isFinite(session.time)) throw invalid('a session time must be a finite number');
-  return [id, session.seq, session.time];
+  return id;
 }
 
 function checkName(name: unknown): string {
@@ -427,6 +468,10 @@ function decodeSession(field: unknown): DecodedSession | null {
   if (field === null) return null;
   if (!Array.isArray(field)) throw invalid('a session must be [id, seq, time]');
   const [id, seq, time] = field as [unknown, unknown, unknown];
+  return checkSession(id, seq, time);
+}
+
+function checkSession(id: unknown, seq: unknown, time: unknown): DecodedSession {
   if (!(id instanceof Uint8Array) || id.length === 0 || id.length > sessionIdBytesMax) {
     throw invalid(`a session id must be 1..${sessionIdBytesMax} bytes`);
   }
@@ -477,14 +522,42 @@ function checkPayload(payload: Uint8Array): void {
   checkValue(value, 0);
 }
 
-/** Bytes of a result, as the session table stores it and a node forwards it to another. */
+/**
+ * MessagePack bytes of `{ type: 'put', version: ` (a fixmap of 2, then the keys and the type as
+ * fixstr): what msgpackr writes before a put result's version.
+ */
+const putResultHead = Buffer.from('82a474797065a3707574a776657273696f6e', 'hex');
+
+/**
+ * Bytes of a result, as the session table stores it and a node answers a client with it:
+ * exactly `packr.pack(result)`, with a put's (the hot answer) built directly.
+ */
 export function encodeResult(result: CommandResult): Uint8Array {
-  return packr.pack(result);
+  if (result.type !== 'put' || !isPackedUint(result.version)) return packr.pack(result);
+  const head = putResultHead.length;
+  const out = Buffer.allocUnsafe(head + uintBytes(result.version));
+  putResultHead.copy(out, 0);
+  putUint(out, head, result.version);
+  return out;
+}
+
+/**
+ * The put result that `encodeResult` writes, read directly; undefined for anything else (which
+ * the general decoder reads).
+ */
+export function decodePutResult(bytes: Uint8Array): CommandResult | undefined {
+  const head = putResultHead.length;
+  if (bytes.length <= head || bytes[0] !== putResultHead[0]) return undefined;
+  for (let i = 1; i < head; i++) if (bytes[i] !== putResultHead[i]) return undefined;
+  const r = new DirectReader(bytes, head);
+  const version = r.uint();
+  if (version < 0 || !r.done) return undefined;
+  return { type: 'put', version };
 }
 
 /** The result `encodeResult` wrote. */
 export function decodeResult(bytes: Uint8Array): CommandResult {
-  return packr.unpack(bytes) as CommandResult;
+  return decodePutResult(bytes) ?? (packr.unpack(bytes) as CommandResult);
 }
 
 /** The FlotillaError a caller should see for `result`, or undefined when it succeeded. A cas

@@ -13,7 +13,7 @@ export interface StateDbs {
   data: BinaryDb;
   /** shard → ShardMeta. */
   meta: BinaryDb;
-  /** shard ‖ index ‖ ordinal → change record. */
+  /** feed position → change block (every shard's changes of one apply transaction). */
   changes: BinaryDb;
   /** shard ‖ session id → session record. */
   sessions: BinaryDb;
@@ -33,7 +33,7 @@ export interface StateLimits {
   sessionExpiryMs: number;
   execWritesMax: number;
   /** Local to the node. */
-  changesPerShardMax: number;
-  changeBytesPerShardMax: number;
+  changesMax: number;
+  changeBytesMax: number;
   sessionTablesMirroredMax: number;
 }

@@ -14,9 +14,9 @@ import { open, type RootDatabase, type Transaction } from 'lmdb';
 import { hashKey } from '../../wasm/index.js';
 import { FlotillaError } from '../errors.js';
 import {
-  changeBytesPerShardMax,
+  changeBytesMax,
   changeListenersMax,
-  changesPerShardMax,
+  changesMax,
   changesReadMax,
   commandNameBytesMax,
   execWritesMax,
@@ -31,14 +31,7 @@ import {
 } from '../limits.js';
 import type { ConfState } from '../raft/types.js';
 import { Applier, type ApplyItem } from './apply.js';
-import {
-  type Change,
-  materialize,
-  type RawChange,
-  readChanges,
-  trimChanges,
-  writeChanges,
-} from './change-feed.js';
+import { type Change, ChangeFeed, materialize, type RawChange } from './change-feed.js';
 import type { CommandResult } from './commands.js';
 import type { BinaryDb, StateDbs, StateLimits } from './dbs.js';
 import { type Durability, UnsyncedMarker } from './durability.js';
@@ -138,6 +131,7 @@ export class KvState {
   private readonly installs = new Set<number>();
   private readonly readers = new Set<Transaction>();
   private readonly scratch = new Scratch();
+  private readonly feed: ChangeFeed;
   /** Mirrors of the session tables; forgotten wherever LMDB changes other than by applying. */
   private readonly sessions: SessionTables;
   private nextStagingId = 1;
@@ -156,6 +150,7 @@ export class KvState {
       if (meta === undefined) throw corruptState(`shard metadata of ${key.toString('hex')}`);
       this.metas.set(key.readUInt32BE(0), meta);
     }
+    this.feed = new ChangeFeed(dbs, limits, (shard) => this.metas.get(shard));
     // Staged snapshot chunks of installs that never finished are garbage after a restart.
     const staged = (db: BinaryDb) => db.getKeysCount({ limit: 1 }) > 0;
     if (staged(dbs.stagingData) || staged(dbs.stagingSessions)) {
@@ -221,8 +216,19 @@ export class KvState {
     const work = new Map<number, ShardMeta>();
     const collected: RawChange[] = [];
     const listening = this.listeners.size > 0;
-    // Each shard's changes, in commit order, written as one block at the end.
-    const blocks = new Map<number, RawChange[]>();
+    // The changes grouped by shard, each group in commit order: the transaction's one block.
+    const groups = new Map<number, RawChange[]>();
+    let changeCount = 0;
+    const metaOf = (shard: number): ShardMeta => {
+      let meta = work.get(shard);
+      if (meta === undefined) {
+        const committed = this.metas.get(shard);
+        // A new shard's history starts at this transaction's block.
+        meta = committed ? { ...committed } : { ...emptyMeta(), changesFrom: this.feed.position };
+        work.set(shard, meta);
+      }
+      return meta;
+    };
     const applier = new Applier({
       dbs: this.dbs,
       scratch: this.scratch,
@@ -230,31 +236,26 @@ export class KvState {
       sessions: this.sessions,
       keyHash: this.keyHash,
       commands: this.commands,
-      metaOf: (shard) => {
-        let meta = work.get(shard);
-        if (meta === undefined) {
-          meta = { ...(this.metas.get(shard) ?? emptyMeta()) };
-          work.set(shard, meta);
-        }
-        return meta;
-      },
+      metaOf,
       record: (change) => {
-        const block = blocks.get(change.shard);
-        if (block === undefined) blocks.set(change.shard, [change]);
-        else block.push(change);
+        const group = groups.get(change.shard);
+        if (group === undefined) groups.set(change.shard, [change]);
+        else group.push(change);
+        changeCount += 1;
         if (listening) collected.push(change);
       },
     });
+    // A trim raises the compacted index of shards it finds, if they still exist.
+    const metaFor = (shard: number) =>
+      work.has(shard) || this.metas.has(shard) ? metaOf(shard) : undefined;
     this.beforeCommit();
+    this.feed.begin();
     let results: CommandResult[];
     try {
       results = this.dbs.env.transactionSync(() => {
         const out = items.map((item) => applier.apply(item));
-        for (const [shard, block] of blocks) {
-          writeChanges(this.dbs.changes, this.scratch, work.get(shard)!, shard, block);
-        }
+        if (changeCount > 0) this.feed.append(this.scratch, groups, changeCount, metaFor);
         for (const [shard, meta] of work) {
-          trimChanges(this.dbs, shard, meta, this.limits);
           this.dbs.meta.putSync(this.scratch.shardKey(shard), this.scratch.metaRecord(meta));
         }
         for (const [shard, conf] of confs ?? []) {
@@ -263,12 +264,14 @@ export class KvState {
         return out;
       });
     } catch (err) {
+      this.feed.abort();
       // The session mirrors were written through a transaction that is now rolled back.
       for (const shard of work.keys()) this.sessions.forget(shard);
       throw err;
     }
     for (const [shard, meta] of work) this.metas.set(shard, meta);
     for (const [shard, conf] of confs ?? []) this.confs.set(shard, conf);
+    this.feed.commit();
     if (collected.length > 0) this.notify(collected);
     return results;
   }
@@ -344,10 +347,13 @@ export class KvState {
     return { hashLow: meta.hashLow, hashHigh: meta.hashHigh };
   }
 
-  /** How many keys the shard holds. */
+  /**
+   * How many keys the shard holds: counted in LMDB on each call (O(keys of the shard), in native
+   * code), since the apply keeps no running count (a put would need a read before its write).
+   */
   count(shard: number): number {
     this.checkOpen();
-    return this.metas.get(shard)?.keyCount ?? 0;
+    return this.dbs.data.getKeysCount({ start: shardPrefix(shard), end: shardEnd(shard) });
   }
 
   /** Every shard with state on this node, ascending. */
@@ -413,7 +419,7 @@ export class KvState {
       throw invalid('a change cursor is an index >= 0');
     }
     if (!(limit >= 0)) throw invalid('a change read limit must be >= 0');
-    return readChanges(this.dbs, shard, this.metas.get(shard) ?? emptyMeta(), afterIndex, limit);
+    return this.feed.read(shard, this.metas.get(shard) ?? emptyMeta(), afterIndex, limit);
   }
 
   /**
@@ -474,7 +480,10 @@ export class KvState {
     }
   }
 
-  /** Deletes the shard: keys, sessions, changes and metadata, in one transaction. */
+  /**
+   * Deletes the shard: keys, sessions and metadata, in one transaction. Its change records stay
+   * in the feed until trimmed, unread: a shard created again starts a new history after them.
+   */
   dropShard(shard: number): void {
     this.checkOpen();
     this.beforeCommit();
@@ -486,6 +495,7 @@ export class KvState {
     this.metas.delete(shard);
     this.confs.delete(shard);
     this.sessions.forget(shard);
+    this.feed.forget(shard);
   }
 
   /** Resolves once every commit made before the call is on disk. */
@@ -524,7 +534,7 @@ export class KvState {
   private swapIn(shard: number, staged: StagedStream, conf: ConfState | undefined): SnapshotHeader {
     this.beforeCommit();
     const meta = this.dbs.env.transactionSync(() => {
-      const installed = swapIn(this.dbs, shard, staged);
+      const installed = swapIn(this.dbs, shard, staged, this.feed.position);
       this.dbs.meta.putSync(shardPrefix(shard), encodeMeta(installed));
       if (conf !== undefined) {
         this.dbs.system.putSync(confKey(shard), Buffer.from(JSON.stringify(conf)));
@@ -534,6 +544,7 @@ export class KvState {
     this.metas.set(shard, meta);
     if (conf !== undefined) this.confs.set(shard, conf);
     this.sessions.forget(shard);
+    this.feed.forget(shard);
     return staged.summary.header;
   }
 
@@ -713,8 +724,8 @@ function resolveLimits(overrides: Partial<StateLimits> | undefined): StateLimits
     sessionExpiryEntries,
     sessionExpiryMs,
     execWritesMax,
-    changesPerShardMax,
-    changeBytesPerShardMax,
+    changesMax,
+    changeBytesMax,
     sessionTablesMirroredMax,
     ...overrides,
   };

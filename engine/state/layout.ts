@@ -9,16 +9,22 @@
  * |-----------|-------------------------------------|-------------------------------------------|
  * | data      | shard u32 ‖ user key                | version u64 ‖ stored value (tag ‖ …)      |
  * | meta      | shard u32                           | ShardMeta, `metaBytes` bytes              |
- * | changes   | shard u32 ‖ last index u64 ‖ n u32  | n change records (below)                  |
+ * | changes   | position u64                        | n u32 ‖ bytes before u64 ‖ n records      |
  * | sessions  | shard u32 ‖ session id              | seq u64 ‖ index u64 ‖ time f64 ‖ result   |
  * | system    | "format"                            | magic "FLOTILLA-STATE" ‖ version u32      |
  * | staging*  | install id u32 ‖ key / session id   | the data / session record as is           |
  *
  * `version` is the log index of the key's last write. A session's `index` (its last use) orders
- * the shard's sessions for eviction and expiry; that order is kept in memory (sessions.ts). A
- * `changes` value is a block: the changes one apply transaction made to one shard, whole entries,
- * keyed by the index of its last entry; each change record is type u8 ‖ index u64 ‖ key len u32 ‖
- * value len u32 ‖ key ‖ value (value empty for a delete).
+ * the shard's sessions for eviction and expiry; that order is kept in memory (sessions.ts).
+ *
+ * The `changes` database is the node's change feed (change-feed.ts): one block per apply
+ * transaction, holding every change it made to any shard. A block's key is its position, the
+ * number of change records the node wrote to its feed before it (so keys ascend, and the next
+ * block's position is the last key plus the last block's n); its value starts with n, its record
+ * count, and the key + value bytes of every record written before it. Then come its n records,
+ * each type u8 ‖ shard u32 ‖ index u64 ‖ key len u32 ‖ value len u32 ‖ key ‖ value (value empty
+ * for a delete): grouped by shard (each shard's records are contiguous, in commit order; the
+ * groups in the order the shards first wrote in the transaction).
  */
 import { assert } from '../assert.js';
 import type { RawChange } from './change-feed.js';
@@ -29,10 +35,12 @@ export const shardPrefixBytes = 4;
 export const dataHeaderBytes = 8;
 /** Bytes of a session record before the encoded result. */
 export const sessionHeaderBytes = 24;
-/** Bytes of a change block's key. */
-export const changeKeyBytes = 16;
+/** Bytes of a change block's key (its position). */
+export const changeKeyBytes = 8;
+/** Bytes of a change block before its first record: n u32 ‖ bytes before u64. */
+export const changeBlockHeaderBytes = 12;
 /** Bytes of a change record before its key. */
-export const changeHeaderBytes = 17;
+export const changeHeaderBytes = 21;
 
 /** Change type byte. HARD. */
 export const ChangeTypeByte = { Put: 1, Delete: 2 } as const;
@@ -43,11 +51,12 @@ export interface ShardMeta {
   appliedIndex: number;
   /** Term of the entry at `appliedIndex`. */
   appliedTerm: number;
-  /** Keys stored for the shard. */
-  keyCount: number;
-  /** Change records retained, and their key + value bytes. */
-  changeCount: number;
-  changeBytes: number;
+  /**
+   * Position in the node's change feed where this shard's current history starts: its records in
+   * older blocks belong to an earlier incarnation (before a drop or a snapshot install) and are
+   * never read. Set when the shard's metadata is created or a snapshot is installed.
+   */
+  changesFrom: number;
   /** Changes with an index <= this are gone; a feed cursor below it must resync. */
   changesCompactedIndex: number;
   /** Sessions remembered. Invariant: sessionCount <= sessionsPerShardMax after each entry. */
@@ -57,17 +66,15 @@ export interface ShardMeta {
   hashHigh: number;
 }
 
-/** Bytes of a meta record: nine u64 fields. */
-export const metaBytes = 72;
+/** Bytes of a meta record: seven u64 fields. */
+export const metaBytes = 56;
 
 /** The metadata of a shard that has applied nothing. */
 export function emptyMeta(): ShardMeta {
   return {
     appliedIndex: 0,
     appliedTerm: 0,
-    keyCount: 0,
-    changeCount: 0,
-    changeBytes: 0,
+    changesFrom: 0,
     changesCompactedIndex: 0,
     sessionCount: 0,
     hashLow: 0,
@@ -132,12 +139,9 @@ export class Scratch {
     return this.keyOf(length);
   }
 
-  /** `shard ‖ last index ‖ count`: the key of one change block. */
-  changeKey(shard: number, lastIndex: number, count: number): Buffer {
-    const out = this.keyBuf;
-    out.writeUInt32BE(shard, 0);
-    writeU64(out, 4, lastIndex);
-    out.writeUInt32BE(count, 12);
+  /** `position u64`: the key of one change block. */
+  changeKey(position: number): Buffer {
+    writeU64(this.keyBuf, 0, position);
     return this.keyOf(changeKeyBytes);
   }
 
@@ -170,25 +174,28 @@ export class Scratch {
     return writeMeta(this.recordOf(metaBytes), meta);
   }
 
-  /** A change block: the records of `changes`, in order (see the table above). */
-  changeBlock(changes: readonly RawChange[]): Buffer {
-    let length = 0;
-    for (const c of changes) {
-      length += changeHeaderBytes + c.key.length + (c.stored === null ? 0 : c.stored.length);
+  /**
+   * A change block: `count` records, each group of `groups` in turn (see the table above), after
+   * `bytesBefore` key + value bytes of earlier blocks. Returns the block and its key + value bytes.
+   */
+  changeBlock(
+    groups: ReadonlyMap<number, readonly RawChange[]>,
+    count: number,
+    bytesBefore: number,
+  ): { block: Buffer; bytes: number } {
+    let length = changeBlockHeaderBytes;
+    for (const group of groups.values()) {
+      for (const c of group) length += changeHeaderBytes + changeBytesOf(c);
     }
     const out = this.recordOf(length);
-    let at = 0;
-    for (const c of changes) {
-      const storedBytes = c.stored === null ? 0 : c.stored.length;
-      out[at] = c.stored === null ? ChangeTypeByte.Delete : ChangeTypeByte.Put;
-      writeU64(out, at + 1, c.index);
-      out.writeUInt32BE(c.key.length, at + 9);
-      out.writeUInt32BE(storedBytes, at + 13);
-      out.set(c.key, at + changeHeaderBytes);
-      if (c.stored !== null) out.set(c.stored, at + changeHeaderBytes + c.key.length);
-      at += changeHeaderBytes + c.key.length + storedBytes;
+    out.writeUInt32BE(count, 0);
+    writeU64(out, 4, bytesBefore);
+    let at = changeBlockHeaderBytes;
+    for (const group of groups.values()) {
+      for (const c of group) at = writeChangeRecord(out, at, c);
     }
-    return out;
+    assert(at === length, 'a change block is filled exactly');
+    return { block: out, bytes: length - changeBlockHeaderBytes - count * changeHeaderBytes };
   }
 
   private keyOf(length: number): Buffer {
@@ -202,6 +209,23 @@ export class Scratch {
     }
     return viewOf(this.recordBuf, this.recordViews, length);
   }
+}
+
+/** The key + value bytes of a change record. */
+export function changeBytesOf(c: RawChange): number {
+  return c.key.length + (c.stored === null ? 0 : c.stored.length);
+}
+
+/** Writes one change record at `at` of `out`; returns where the next one starts. */
+function writeChangeRecord(out: Buffer, at: number, c: RawChange): number {
+  out[at] = c.stored === null ? ChangeTypeByte.Delete : ChangeTypeByte.Put;
+  out.writeUInt32BE(c.shard, at + 1);
+  writeU64(out, at + 5, c.index);
+  out.writeUInt32BE(c.key.length, at + 13);
+  out.writeUInt32BE(c.stored === null ? 0 : c.stored.length, at + 17);
+  out.set(c.key, at + changeHeaderBytes);
+  if (c.stored !== null) out.set(c.stored, at + changeHeaderBytes + c.key.length);
+  return at + changeHeaderBytes + changeBytesOf(c);
 }
 
 /** Lengths up to which Scratch keeps its views (bounding them to a few hundred kB). */
@@ -245,13 +269,11 @@ export function encodeMeta(meta: ShardMeta): Buffer {
 function writeMeta(out: Buffer, meta: ShardMeta): Buffer {
   writeU64(out, 0, meta.appliedIndex);
   writeU64(out, 8, meta.appliedTerm);
-  writeU64(out, 16, meta.keyCount);
-  writeU64(out, 24, meta.changeCount);
-  writeU64(out, 32, meta.changeBytes);
-  writeU64(out, 40, meta.changesCompactedIndex);
-  writeU64(out, 48, meta.sessionCount);
-  writeU64(out, 56, meta.hashLow);
-  writeU64(out, 64, meta.hashHigh);
+  writeU64(out, 16, meta.changesFrom);
+  writeU64(out, 24, meta.changesCompactedIndex);
+  writeU64(out, 32, meta.sessionCount);
+  writeU64(out, 40, meta.hashLow);
+  writeU64(out, 48, meta.hashHigh);
   return out;
 }
 
@@ -261,22 +283,18 @@ export function decodeMeta(buf: Uint8Array): ShardMeta | undefined {
   return {
     appliedIndex: readU64(buf, 0),
     appliedTerm: readU64(buf, 8),
-    keyCount: readU64(buf, 16),
-    changeCount: readU64(buf, 24),
-    changeBytes: readU64(buf, 32),
-    changesCompactedIndex: readU64(buf, 40),
-    sessionCount: readU64(buf, 48),
-    hashLow: readU64(buf, 56),
-    hashHigh: readU64(buf, 64),
+    changesFrom: readU64(buf, 16),
+    changesCompactedIndex: readU64(buf, 24),
+    sessionCount: readU64(buf, 32),
+    hashLow: readU64(buf, 40),
+    hashHigh: readU64(buf, 48),
   };
 }
 
-/** `shard ‖ last index ‖ count`: the key of one change block. */
-export function changeKey(shard: number, lastIndex: number, count: number): Buffer {
+/** `position u64`: the key of one change block. */
+export function changeKey(position: number): Buffer {
   const out = Buffer.allocUnsafe(changeKeyBytes);
-  out.writeUInt32BE(shard, 0);
-  writeU64(out, 4, lastIndex);
-  out.writeUInt32BE(count, 12);
+  writeU64(out, 0, position);
   return out;
 }
 

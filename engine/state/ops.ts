@@ -29,8 +29,8 @@ export interface StoredEntry {
 /** Reads and writes the keys of one shard at one log index. */
 export interface KeyStore {
   read(key: Uint8Array): StoredEntry | undefined;
-  /** Writes `stored` with version = the entry's index. `existed` may be passed when known. */
-  write(key: Uint8Array, stored: Uint8Array, existed?: boolean): void;
+  /** Writes `stored` with version = the entry's index. */
+  write(key: Uint8Array, stored: Uint8Array): void;
   /** Deletes the key; true when it existed. */
   remove(key: Uint8Array): boolean;
 }
@@ -56,8 +56,8 @@ export class ShardWriter implements KeyStore {
     return { version: readU64(record, 0), stored: record.subarray(dataHeaderBytes) };
   }
 
-  write(key: Uint8Array, stored: Uint8Array, existed?: boolean): void {
-    this.writeQuietly(key, stored, existed);
+  write(key: Uint8Array, stored: Uint8Array): void {
+    this.writeQuietly(key, stored);
     this.onChange({ shard: this.shard, index: this.index, key, stored });
   }
 
@@ -68,18 +68,15 @@ export class ShardWriter implements KeyStore {
   }
 
   /** Writes the record without a change record (the caller emits changes itself). */
-  writeQuietly(key: Uint8Array, stored: Uint8Array, existed?: boolean): void {
+  writeQuietly(key: Uint8Array, stored: Uint8Array): void {
+    // No read first: the shard keeps no key count, so a put is one B-tree descent.
     const full = this.scratch.key(this.shard, key);
-    const had = existed ?? this.dbs.data.getBinaryFast(full) !== undefined;
     this.dbs.data.putSync(full, this.scratch.dataRecord(this.index, stored));
-    if (!had) this.meta.keyCount += 1;
   }
 
   /** Deletes the record without a change record. */
   removeQuietly(key: Uint8Array): boolean {
-    const existed = this.dbs.data.removeSync(this.scratch.key(this.shard, key));
-    if (existed) this.meta.keyCount -= 1;
-    return existed;
+    return this.dbs.data.removeSync(this.scratch.key(this.shard, key));
   }
 
   /** Emits a change record for a write made quietly. */
@@ -131,7 +128,7 @@ export class WriteSet implements KeyStore {
   /** Applies the final state of every touched key, then the change records in write order. */
   commit(): void {
     for (const { key, before, after } of this.pending.values()) {
-      if (after !== null) this.base.writeQuietly(key, after, before !== undefined);
+      if (after !== null) this.base.writeQuietly(key, after);
       else if (before !== undefined) this.base.removeQuietly(key);
     }
     for (const { key, stored } of this.writes) this.base.emit(key, stored);
@@ -200,7 +197,7 @@ export function applyOp(store: KeyStore, op: DecodedOp, index: number, check: Ke
           ? version === op.expectedVersion
           : current !== undefined && Buffer.compare(current.stored, op.expectedStored) === 0;
       if (!holds) return { type: 'cas', ok: false, version };
-      store.write(op.key, op.stored, current !== undefined);
+      store.write(op.key, op.stored);
       return { type: 'cas', ok: true, version: index };
     }
     case 'incr': {
@@ -213,7 +210,7 @@ export function applyOp(store: KeyStore, op: DecodedOp, index: number, check: Ke
       } catch (err) {
         return errorResultOf(err);
       }
-      store.write(op.key, stored, current !== undefined);
+      store.write(op.key, stored);
       return { type: 'incr', value: sum, version: index };
     }
   }

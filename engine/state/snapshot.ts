@@ -12,7 +12,7 @@ import {
   snapshotChunkBytesTarget,
   stateKeyBytesMax,
 } from '../limits.js';
-import { clearChanges, clearRange } from './change-feed.js';
+import { clearRange } from './change-feed.js';
 import type { BinaryDb, StateDbs } from './dbs.js';
 import {
   asBuffer,
@@ -260,23 +260,30 @@ function checkItem(kind: number, key: Uint8Array, record: Uint8Array, h: Snapsho
 
 /**
  * Replaces shard `target` with a complete staged stream; runs inside a write transaction.
- * Returns the shard's new metadata.
+ * Returns the shard's new metadata, whose change history starts at feed position `changesFrom`
+ * (the shard's older change records are of the history the snapshot replaced).
  */
-export function swapIn(dbs: StateDbs, target: number, staged: StagedStream): ShardMeta {
+export function swapIn(
+  dbs: StateDbs,
+  target: number,
+  staged: StagedStream,
+  changesFrom: number,
+): ShardMeta {
   const { header, trailer } = staged.summary;
   dropShardRange(dbs, target);
   const meta: ShardMeta = {
     ...emptyMeta(),
     appliedIndex: header.appliedIndex,
     appliedTerm: header.appliedTerm,
+    changesFrom,
     changesCompactedIndex: header.appliedIndex,
     hashLow: header.hashLow,
     hashHigh: header.hashHigh,
   };
   const range = { start: shardPrefix(staged.stagingId), end: shardEnd(staged.stagingId) };
-  meta.keyCount = copyStaged(dbs.stagingData, dbs.data, range, target);
+  const keyCount = copyStaged(dbs.stagingData, dbs.data, range, target);
   meta.sessionCount = copyStaged(dbs.stagingSessions, dbs.sessions, range, target);
-  assert(meta.keyCount === trailer.keyCount, 'every staged key was copied');
+  assert(keyCount === trailer.keyCount, 'every staged key was copied');
   assert(meta.sessionCount === trailer.sessionCount, 'every staged session was copied');
   clearRange(dbs.stagingData, range.start, range.end);
   clearRange(dbs.stagingSessions, range.start, range.end);
@@ -297,11 +304,13 @@ function copyStaged(
   return count;
 }
 
-/** Deletes every key, session and change of a shard (not its metadata). */
+/**
+ * Deletes every key and session of a shard (not its metadata, nor its change records: the feed
+ * is node-wide, and the shard's `changesFrom` hides them).
+ */
 export function dropShardRange(dbs: StateDbs, shard: number): void {
   const start = shardPrefix(shard);
   const end = shardEnd(shard);
   clearRange(dbs.data, start, end);
   clearRange(dbs.sessions, start, end);
-  clearChanges(dbs, shard);
 }

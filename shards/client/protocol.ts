@@ -79,9 +79,14 @@ import {
   clusterIdBytesMax,
   keyBytesMax,
 } from '../../engine/limits.js';
-import { binHeaderBytes, binLength, binStart, writeBinHeader } from '../../engine/msgpack-bin.js';
+import { binBytes, DirectReader, putBin, putUint, uintBytes } from '../../engine/msgpack-bin.js';
 import type { Change } from '../../engine/state/change-feed.js';
-import { type CommandResult, commandFormatVersion, Opcode } from '../../engine/state/commands.js';
+import {
+  type CommandResult,
+  commandFormatVersion,
+  decodePutResult,
+  Opcode,
+} from '../../engine/state/commands.js';
 import type { ScanEntry, StoredValue } from '../../engine/state/kv-state.js';
 import { packr, type Value } from '../../engine/state/value-codec.js';
 import { frameHeaderBytes } from '../../engine/transport/codec.js';
@@ -652,6 +657,7 @@ export function encodeRequestBody(req: ClientRequest): Uint8Array {
   if (req.op === RequestOp.Read) {
     return encodeReadRequestBody(req.shard, req.key, consistencyCode(req.consistency));
   }
+  if (req.op === RequestOp.Propose) return encodeProposeRequestBody(req.shard, req.command);
   return wirePackr.pack(requestArray(req));
 }
 
@@ -679,8 +685,8 @@ export function decodeRequest(
   body: Uint8Array,
   limits: { scanEntriesMax: number; changesMax: number },
 ): ClientRequest {
-  const read = fastReadRequest(body);
-  if (read !== null) return read;
+  const fast = fastReadRequest(body) ?? fastProposeRequest(body);
+  if (fast !== null) return fast;
   const a = unpackBody(body);
   if (!Array.isArray(a) || a.length === 0) throw protocolError('request is not an array');
   const arity = (n: number) => {
@@ -770,70 +776,6 @@ export function checkClientCommand(v: unknown): Uint8Array {
 
 const u16Max = 0xffff;
 
-/** Bytes of the MessagePack unsigned integer `v` < 2^32. */
-function uintBytes(v: number): number {
-  return v < 0x80 ? 1 : v <= 0xff ? 2 : v <= u16Max ? 3 : 5;
-}
-
-/** Writes the MessagePack unsigned integer `v` < 2^32 at `at`; returns the offset after it. */
-function putUint(out: Uint8Array, at: number, v: number): number {
-  if (v < 0x80) {
-    out[at] = v;
-    return at + 1;
-  }
-  if (v <= 0xff) {
-    out[at] = 0xcc;
-    out[at + 1] = v;
-    return at + 2;
-  }
-  if (v <= u16Max) {
-    out[at] = 0xcd;
-    out[at + 1] = v >>> 8;
-    out[at + 2] = v & 0xff;
-    return at + 3;
-  }
-  out[at] = 0xce;
-  out[at + 1] = v >>> 24;
-  out[at + 2] = (v >>> 16) & 0xff;
-  out[at + 3] = (v >>> 8) & 0xff;
-  out[at + 4] = v & 0xff;
-  return at + 5;
-}
-
-/** Writes MessagePack bin `bytes` at `at`; returns the offset after it. */
-function putBin(out: Uint8Array, at: number, bytes: Uint8Array): number {
-  const to = writeBinHeader(out, at, bytes.length);
-  out.set(bytes, to);
-  return to + bytes.length;
-}
-
-function binBytes(length: number): number {
-  return binHeaderBytes(length) + length;
-}
-
-/** Reads a MessagePack unsigned integer < 2^32 at `at`: [value, next offset], or null. */
-function getUint(b: Uint8Array, at: number): [number, number] | null {
-  const t = b[at];
-  if (t === undefined) return null;
-  if (t < 0x80) return [t, at + 1];
-  if (t === 0xcc && at + 2 <= b.length) return [b[at + 1]!, at + 2];
-  if (t === 0xcd && at + 3 <= b.length) return [(b[at + 1]! << 8) | b[at + 2]!, at + 3];
-  if (t === 0xce && at + 5 <= b.length) {
-    const v = ((b[at + 1]! << 24) | (b[at + 2]! << 16) | (b[at + 3]! << 8) | b[at + 4]!) >>> 0;
-    return [v, at + 5];
-  }
-  return null;
-}
-
-/** Reads MessagePack bin < 64 KiB at `at` as a view: [bytes, next offset], or null. */
-function getBin(b: Uint8Array, at: number): [Uint8Array, number] | null {
-  const start = binStart(b, at);
-  if (start < 0 || b[at] === 0xc6) return null;
-  const end = start + binLength(b, at);
-  if (end > b.length) return null;
-  return [b.subarray(start, end), end];
-}
-
 /** The body of a Read request: `wirePackr.pack([3, shard, key, code])`, built directly. */
 export function encodeReadRequestBody(shard: number, key: Uint8Array, code: number): Uint8Array {
   if (shard > u32Max || key.length > u16Max) {
@@ -854,18 +796,40 @@ export function encodeReadRequestBody(shard: number, key: Uint8Array, code: numb
  */
 function fastReadRequest(body: Uint8Array): ClientRequest | null {
   if (body[0] !== 0x94 || body[1] !== RequestOp.Read) return null;
-  const shard = getUint(body, 2);
-  if (shard === null) return null;
-  const key = getBin(body, shard[1]);
-  if (key === null || key[1] !== body.length - 1) return null;
-  const code = body[key[1]]!;
-  const consistency = consistencyCodes[code];
+  const r = new DirectReader(body, 2);
+  const shard = r.uint();
+  const key = shard < 0 ? undefined : r.bin();
+  if (key === undefined || r.at !== body.length - 1) return null;
+  const consistency = consistencyCodes[body[r.at]!];
   if (consistency === undefined) return null;
+  return { op: RequestOp.Read, shard: shardField(shard), key: keyField(key), consistency };
+}
+
+/** The body of a Propose request: `wirePackr.pack([2, shard, command])`, built directly. */
+export function encodeProposeRequestBody(shard: number, command: Uint8Array): Uint8Array {
+  if (shard > u32Max) return wirePackr.pack([RequestOp.Propose, shard, command]);
+  const out = Buffer.allocUnsafe(2 + uintBytes(shard) + binBytes(command.length));
+  out[0] = 0x93;
+  out[1] = RequestOp.Propose;
+  putBin(out, putUint(out, 2, shard), command);
+  return out;
+}
+
+/**
+ * A Propose request parsed without the generic codec, or null when the body is not in the
+ * common shape. The command is copied out of the body: it lives on in the Raft log's memory,
+ * where a view would pin the socket's whole received chunk.
+ */
+function fastProposeRequest(body: Uint8Array): ClientRequest | null {
+  if (body[0] !== 0x93 || body[1] !== RequestOp.Propose) return null;
+  const r = new DirectReader(body, 2);
+  const shard = r.uint();
+  const command = shard < 0 ? undefined : r.bin();
+  if (command === undefined || !r.done) return null;
   return {
-    op: RequestOp.Read,
-    shard: shardField(shard[0]),
-    key: keyField(key[0]),
-    consistency,
+    op: RequestOp.Propose,
+    shard: shardField(shard),
+    command: checkClientCommand(Buffer.from(command)),
   };
 }
 
@@ -889,10 +853,11 @@ export function readResultBody(stored: StoredValue | undefined): Uint8Array {
 export function readResultFromBody(body: Uint8Array): StoredValue | undefined {
   if (body.length === 1 && body[0] === 0xc0) return undefined;
   if (body[0] === 0x92) {
-    const value = getBin(body, 1);
-    const version = value === null ? null : getUint(body, value[1]);
-    if (value !== null && version !== null && version[1] === body.length) {
-      return { value: Buffer.from(value[0]), version: version[0] };
+    const r = new DirectReader(body, 1);
+    const value = r.bin();
+    const version = value === undefined ? -1 : r.uint();
+    if (value !== undefined && version >= 0 && r.done) {
+      return { value: Buffer.from(value), version };
     }
   }
   return readResultFromWire(unpackBody(body));
@@ -998,6 +963,15 @@ export function changesFromWire(
 }
 
 const resultTypes = new Set(['put', 'delete', 'cas', 'incr', 'batch', 'exec']);
+
+/**
+ * A command result from its answer's body (a put's read directly, anything else through the
+ * generic codec); throws PROTOCOL unless it has the type `expected`.
+ */
+export function commandResultFromBody(body: Uint8Array, expected: string): CommandResult {
+  const put = expected === 'put' ? decodePutResult(body) : undefined;
+  return put ?? commandResultFromWire(unpackBody(body), expected);
+}
 
 /**
  * A command result from its wire form; throws PROTOCOL unless it has the type `expected` (the

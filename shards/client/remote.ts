@@ -58,7 +58,7 @@ import { ClientConnection, type ClientTls } from './connection.js';
 import {
   type ClientRequest,
   changesFromWire,
-  commandResultFromWire,
+  commandResultFromBody,
   RequestOp,
   readResultFromBody,
   type ScanBounds,
@@ -562,17 +562,14 @@ export class RemoteAccess implements ShardAccess {
     const held = this.sessions.acquire(shard, this.timeoutMs);
     const session = held instanceof Promise ? await held : held;
     try {
-      const bytes = encodeCommand({
-        ...command,
-        session: { ...session, time: Date.now() },
-      } as Command);
+      const bytes = encodeCommand(command, { id: session.id, seq: session.seq, time: Date.now() });
       const route: Route = { shard, mode: 'leader', write: true };
       const key = commandKey(command);
       if (key !== undefined) route.key = key;
       return await this.call(route, deadline, (conn, s, timeoutMs) =>
-        conn
-          .request({ op: RequestOp.Propose, shard: s, command: bytes }, timeoutMs)
-          .then((wire) => commandResultFromWire(wire, command.type)),
+        conn.request({ op: RequestOp.Propose, shard: s, command: bytes }, timeoutMs, (body) =>
+          commandResultFromBody(body, command.type),
+        ),
       );
     } finally {
       this.sessions.release(session);

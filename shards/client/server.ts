@@ -30,7 +30,7 @@ import {
   clusterIdBytesMax,
   clusterSecretBytesMin,
 } from '../../engine/limits.js';
-import type { CommandResult } from '../../engine/state/commands.js';
+import { type CommandResult, encodeResult } from '../../engine/state/commands.js';
 import { FrameReader } from '../../engine/transport/frame-reader.js';
 import { defaultLogger, type Logger } from '../../engine/transport/transport.js';
 import { parseAddress } from '../cluster-config.js';
@@ -456,7 +456,7 @@ class ServerConnection {
           const fault = faults?.afterPropose?.(shard, result);
           if (fault === 'close') return 'close';
           if (fault !== undefined) throw fault;
-          return wirePackr.pack(result);
+          return encodeResult(result);
         });
       }
       case RequestOp.Read:

@@ -26,6 +26,19 @@ export interface SessionSlot {
   readonly seq: number;
 }
 
+/** A held session, with what releasing it needs (no lookup on the write path). */
+class Held implements SessionSlot {
+  released = false;
+
+  constructor(
+    readonly id: Uint8Array,
+    readonly seq: number,
+    readonly pool: SessionPool,
+    readonly shard: number,
+    readonly slot: Slot,
+  ) {}
+}
+
 interface Slot {
   id: Uint8Array;
   /** The last sequence number used on this shard; the next write uses one more. */
@@ -49,7 +62,8 @@ export class SessionPool {
   /** The client's random id, the prefix of every session id. */
   readonly clientId: Uint8Array = new Uint8Array(randomBytes(clientIdBytes));
   private readonly shards = new Map<number, ShardSessions>();
-  private readonly held = new Map<SessionSlot, { shard: number; slot: Slot }>();
+  /** Sessions held now. */
+  private held = 0;
   private closed = false;
 
   constructor(
@@ -61,7 +75,7 @@ export class SessionPool {
 
   /** Writes holding a session now. */
   get heldCount(): number {
-    return this.held.size;
+    return this.held;
   }
 
   /**
@@ -98,16 +112,18 @@ export class SessionPool {
 
   /** Frees a session once its write's call has ended, handing it to the next waiting write. */
   release(session: SessionSlot): void {
-    const entry = this.held.get(session);
-    assert(entry !== undefined, 'a released session is held');
-    this.held.delete(session);
-    const sessions = this.sessionsOf(entry.shard);
+    assert(session instanceof Held, 'a released session is a held one');
+    assert(session.pool === this, "a released session is this pool's");
+    assert(!session.released, 'a released session is held');
+    session.released = true;
+    this.held--;
+    const sessions = this.sessionsOf(session.shard);
     const waiter = sessions.waiters.shift();
     if (waiter !== undefined) {
       clearTimeout(waiter.timer);
-      waiter.resolve(entry.slot);
+      waiter.resolve(session.slot);
     } else {
-      sessions.free.push(entry.slot);
+      sessions.free.push(session.slot);
     }
   }
 
@@ -145,8 +161,7 @@ export class SessionPool {
     // Every call takes a new number, even when its predecessor's outcome stayed unknown: a late
     // copy of the predecessor then finds a newer number remembered and is refused, unapplied.
     slot.lastSeq += 1;
-    const session: SessionSlot = { id: slot.id, seq: slot.lastSeq };
-    this.held.set(session, { shard, slot });
-    return session;
+    this.held++;
+    return new Held(slot.id, slot.lastSeq, this, shard, slot);
   }
 }

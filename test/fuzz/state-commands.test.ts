@@ -267,7 +267,7 @@ describe('fuzz: the change-feed cursor (KvState.changes)', () => {
   const shard = 7;
 
   beforeAll(() => {
-    state = openTempState({ limits: { changesPerShardMax: 16 } });
+    state = openTempState({ limits: { changesMax: 16 } });
     const entries = Array.from({ length: 120 }, (_, i) =>
       item(shard, i + 1, encodeCommand({ type: 'put', key: `k${i % 10}`, value: i })),
     );

@@ -65,7 +65,7 @@ const history = fc
   });
 
 const options: Partial<KvStateOptions> = {
-  limits: { sessionsPerShardMax: 2, sessionExpiryMs: 2000, changesPerShardMax: 4 },
+  limits: { sessionsPerShardMax: 2, sessionExpiryMs: 2000, changesMax: 4 },
 };
 
 function replica(): KvState {

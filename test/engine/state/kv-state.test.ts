@@ -214,6 +214,12 @@ describe('persistence and lifecycle', () => {
     expect((error as Error).message).toMatch(/format 99/);
   });
 
+  it('refuses a directory of state format 2 (change blocks per shard)', async () => {
+    const error = openError(await stateDirOfFormat(2, ['data', 'meta', 'changes']));
+    expect(isFlotillaError(error, 'VERSION_MISMATCH')).toBe(true);
+    expect((error as Error).message).toMatch(/format 2; this build reads 3/);
+  });
+
   it('refuses a directory whose LMDB file is not LMDB at all (CORRUPT_STATE)', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'data.mdb'), Buffer.alloc(64 * 1024, 0x5a));

@@ -14,6 +14,7 @@ import {
   changesFromWire,
   checkClientCommand,
   clientHandshakeMac,
+  commandResultFromBody,
   commandResultFromWire,
   consistencyCodes,
   decodeBatchItems,
@@ -27,6 +28,7 @@ import {
   encodeClientHello,
   encodeClientWelcome,
   encodeErrorFrame,
+  encodeProposeRequestBody,
   encodeReadRequestBody,
   encodeRequestBody,
   encodeRequestFrame,
@@ -264,6 +266,52 @@ describe('reads on the hot path', () => {
     for (const bad of [Uint8Array.of(0x92, 0xc4, 5, 1), Uint8Array.of(0x91, 1), Uint8Array.of()]) {
       expect(outcome(() => readResultFromBody(bad))).toBe('PROTOCOL');
     }
+  });
+});
+
+describe('writes on the hot path', () => {
+  const shard = fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 0xffffffff }));
+  const session = fc.record({
+    id: fc.uint8Array({ minLength: 1, maxLength: 64 }),
+    seq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+    time: fc.oneof(
+      fc.integer({ min: 0, max: 2 ** 45 }),
+      fc.double({ min: 0, max: 1e13, noNaN: true }),
+    ),
+  });
+  const value = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }),
+    fc.uint8Array({ minLength: 65_530, maxLength: 65_540 }),
+  );
+
+  it('write a propose request byte for byte as the generic codec does, and parse it back', () => {
+    fc.assert(
+      fc.property(shard, value, session, (s, v, sess) => {
+        const command = encodeCommand({ type: 'put', key: 'k', value: v, session: sess });
+        const fast = encodeProposeRequestBody(s, command);
+        expect(Buffer.from(fast)).toEqual(
+          Buffer.from(wirePackr.pack([RequestOp.Propose, s, command])),
+        );
+        const back = decodeRequest(fast, limits);
+        expect(plain(back)).toEqual(plain({ op: RequestOp.Propose, shard: s, command }));
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('read a put result back from the body a node answers with', () => {
+    const version = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+    fc.assert(
+      fc.property(version, (v) => {
+        const body = wirePackr.pack({ type: 'put', version: v });
+        expect(commandResultFromBody(body, 'put')).toEqual({ type: 'put', version: v });
+      }),
+    );
+    const cas = wirePackr.pack({ type: 'cas', ok: true, version: 4 });
+    expect(commandResultFromBody(cas, 'cas')).toEqual({ type: 'cas', ok: true, version: 4 });
+    expect(outcome(() => commandResultFromBody(cas, 'put'))).toBe('PROTOCOL');
+    const truncated = wirePackr.pack({ type: 'put', version: 70_000 }).subarray(0, 20);
+    expect(outcome(() => commandResultFromBody(truncated, 'put'))).toBe('PROTOCOL');
   });
 });
 

@@ -222,7 +222,7 @@ export class ChangeFeed {
       while (at < block.length && block.readUInt32BE(at + 1) === shard && out.length < max) {
         const index = readU64(block, at + 5);
         if (index > afterIndex) out.push(decodeChange(shard, index, block, at));
-        at += changeHeaderBytes + block.readUInt32BE(at + 13) + block.readUInt32BE(at + 17);
+        at = recordEnd(block, at);
       }
       if (out.length >= max) break;
     }
@@ -333,7 +333,7 @@ function forEachGroup(
     let last = 0;
     while (at + changeHeaderBytes <= block.length && block.readUInt32BE(at + 1) === shard) {
       last = readU64(block, at + 5);
-      at += changeHeaderBytes + block.readUInt32BE(at + 13) + block.readUInt32BE(at + 17);
+      at = recordEnd(block, at);
       count += 1;
     }
     fn(shard, offset, last);
@@ -345,6 +345,11 @@ function forEachGroup(
     throw corruptFeed(`the change block at ${position} holds ${count} records, not its count`);
   }
   return { count, bytes: at - changeBlockHeaderBytes - count * changeHeaderBytes };
+}
+
+/** Where the record starting at `at` of a block ends: after its header, key and value. */
+function recordEnd(block: Buffer, at: number): number {
+  return at + changeHeaderBytes + block.readUInt32BE(at + 13) + block.readUInt32BE(at + 17);
 }
 
 /** The feed's extent as stored: from its oldest and newest blocks. */
